@@ -1,0 +1,1 @@
+"""Image scanning: sources -> layers -> analyzers -> inventory."""

@@ -1,0 +1,1 @@
+"""Analyzers: one module per file format, registered by name and wanted paths."""

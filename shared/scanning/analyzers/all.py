@@ -1,0 +1,15 @@
+"""The enabled analyzers: one import line each. Adding a format is one module and one line here."""
+
+from __future__ import annotations
+
+from shared.scanning.analyzers import (  # noqa: F401 - importing registers them
+    apk,
+    dpkg,
+    os_release,
+)
+from shared.scanning.analyzers.base import Analyzer, registered
+
+
+def enabled_analyzers() -> list[Analyzer]:
+    """A fresh instance of every registered analyzer, sorted by name (stable cache keys)."""
+    return [cls() for _, cls in sorted(registered().items())]

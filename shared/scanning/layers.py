@@ -1,0 +1,367 @@
+"""The layer engine: reads each layer once, as a stream, and builds the final view.
+
+For every layer, in order, it walks the entries of the layer tar (or of a
+directory, for ``dir:`` scans), applies whiteouts and opaque directories to the
+layers below, and hands each file an analyzer asked for to that analyzer right
+away. Only those files are ever held in memory, one at a time and each under
+its analyzer's size cap; what is kept between layers is the analyzers' parsed
+results, keyed by path. After the last layer, the results that survive in the
+final filesystem are merged, and each package is attributed to the layer that
+introduced it: the lowest layer from which every later version of its database
+file still lists it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import stat
+import tarfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import BinaryIO
+
+from shared.domain.models import OSInfo, Package, ScanWarning
+from shared.scanning.analyzers.base import AnalysisResult, Analyzer, FileInput
+from shared.scanning.errors import ImageError
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+
+
+class EntryKind(Enum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    OTHER = "other"
+
+
+@dataclass(slots=True)
+class Entry:
+    """One filesystem entry of a layer, as the engine sees it."""
+
+    name: str  # as stored in the archive (before normalisation)
+    kind: EntryKind
+    size: int
+    mode: int
+    linkname: str
+    read: Callable[[int], bytes]
+
+
+Warn = Callable[[ScanWarning], None]
+
+
+def iter_tar(stream: BinaryIO, where: str, subject: str) -> Iterator[Entry]:
+    """Entries of a tar stream, read strictly front to back (``r|``: no seeking)."""
+    try:
+        tf = tarfile.open(fileobj=stream, mode="r|")
+    except tarfile.ReadError as exc:
+        if "empty file" in str(exc):
+            return  # a zero-byte layer has no entries
+        raise ImageError(subject, f"{where}: not a tar archive ({exc})") from None
+    except (EOFError, OSError) as exc:
+        raise ImageError(subject, f"{where}: not a tar archive ({exc})") from None
+    while True:
+        try:
+            ti = tf.next()
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise ImageError(subject, f"{where}: truncated or corrupt tar ({exc})") from None
+        if ti is None:
+            break
+        # TarFile keeps every member it has seen; in a long stream that is
+        # memory growing with image size. We never look back, so drop them.
+        tf.members.clear()
+        if ti.isreg():
+            kind = EntryKind.FILE
+        elif ti.isdir():
+            kind = EntryKind.DIR
+        elif ti.issym():
+            kind = EntryKind.SYMLINK
+        elif ti.islnk():
+            kind = EntryKind.HARDLINK
+        else:
+            kind = EntryKind.OTHER
+
+        def read(n: int, _ti: tarfile.TarInfo = ti) -> bytes:
+            f = tf.extractfile(_ti)
+            if f is None:
+                return b""
+            try:
+                return f.read(n)
+            except (tarfile.TarError, EOFError, OSError) as exc:
+                raise ImageError(subject, f"{where}: truncated or corrupt tar at {_ti.name!r} ({exc})") from None
+
+        yield Entry(ti.name, kind, ti.size, ti.mode, ti.linkname, read)
+
+
+def normalise(name: str) -> tuple[str | None, str | None]:
+    """(clean relative path, problem). A path is None when the entry escapes the root."""
+    problem = None
+    if name.startswith("/"):
+        problem = "absolute path"
+        name = name.lstrip("/")
+    if name.startswith("./"):
+        name = name[2:]
+    if ".." in name or "//" in name or "/./" in name or name.endswith("/") or name in (".", ""):
+        parts: list[str] = []
+        for seg in name.split("/"):
+            if seg in ("", "."):
+                continue
+            if seg == "..":
+                if not parts:
+                    return None, "path escapes the image root"
+                parts.pop()
+            else:
+                parts.append(seg)
+        name = "/".join(parts)
+    return name, problem
+
+
+def resolve_link(path: str, target: str) -> str | None:
+    """Where a symlink at ``path`` points, inside the root; None if it climbs out."""
+    if target.startswith("/"):
+        joined = target.lstrip("/")
+    else:
+        joined = posixpath.join(posixpath.dirname(path), target)
+    clean, _ = normalise(joined)
+    return clean
+
+
+@dataclass(slots=True)
+class _Version:
+    layer_index: int
+    diff_id: str | None
+    analyzer: str
+    result: AnalysisResult
+
+
+@dataclass
+class EngineOutput:
+    os: OSInfo | None
+    packages: list[Package]
+    warnings: list[ScanWarning] = field(default_factory=list)
+
+
+class LayerEngine:
+    def __init__(self, analyzers: Iterable[Analyzer], warn: Warn) -> None:
+        self._analyzers = list(analyzers)
+        self._warn = warn
+        self._exact: dict[str, list[Analyzer]] = {}
+        self._prefix_analyzers = [a for a in self._analyzers if a.prefixes]
+        self._suffix_analyzers = [a for a in self._analyzers if a.suffixes]
+        self._prefixes = tuple(p for a in self._prefix_analyzers for p in a.prefixes)
+        self._suffixes = tuple(s for a in self._suffix_analyzers for s in a.suffixes)
+        for a in self._analyzers:
+            for p in a.paths:
+                self._exact.setdefault(p, []).append(a)
+        # path -> versions of what analyzers made of it, lowest layer first
+        self._versions: dict[str, list[_Version]] = {}
+
+    # -- matching -----------------------------------------------------------
+
+    def wanted(self, path: str) -> list[Analyzer]:
+        found = self._exact.get(path)
+        out = list(found) if found else []
+        if self._prefixes and path.startswith(self._prefixes):
+            out.extend(
+                a for a in self._prefix_analyzers if path.startswith(a.prefixes) and a.required(path) and a not in out
+            )
+        if self._suffixes and path.endswith(self._suffixes):
+            out.extend(
+                a for a in self._suffix_analyzers if path.endswith(a.suffixes) and a.required(path) and a not in out
+            )
+        return out
+
+    # -- one layer ------------------------------------------------------------
+
+    def add_layer(self, index: int, diff_id: str | None, entries: Iterable[Entry], label: str) -> None:
+        """Walk one layer's entries. ``label`` names the layer in warnings."""
+        whiteouts: list[str] = []
+        opaque: list[str] = []
+        versions = self._versions
+        for e in entries:
+            path, problem = normalise(e.name)
+            if path is None:
+                self._warn(
+                    ScanWarning(
+                        code="path-escape",
+                        message=f"{label}: entry {e.name!r} escapes the image root; skipped",
+                        layer_diff_id=diff_id,
+                        path=e.name,
+                    )
+                )
+                continue
+            if problem:
+                self._warn(
+                    ScanWarning(
+                        code="absolute-path",
+                        message=f"{label}: entry {e.name!r} has an {problem}; read as {path!r}",
+                        layer_diff_id=diff_id,
+                        path=e.name,
+                    )
+                )
+            if not path:
+                continue
+            base = path.rsplit("/", 1)[-1]
+            if base.startswith(WHITEOUT_PREFIX):
+                parent = path[: len(path) - len(base)]
+                if base == OPAQUE_MARKER:
+                    opaque.append(parent)
+                else:
+                    whiteouts.append(parent + base[len(WHITEOUT_PREFIX) :])
+                continue
+
+            if e.kind is EntryKind.SYMLINK or e.kind is EntryKind.HARDLINK:
+                target = resolve_link(path, e.linkname) if e.kind is EntryKind.SYMLINK else normalise(e.linkname)[0]
+                if target is None:
+                    self._warn(
+                        ScanWarning(
+                            code="link-escape",
+                            message=f"{label}: {e.kind.value} {e.name!r} -> {e.linkname!r} points outside the "
+                            "image root; not followed",
+                            layer_diff_id=diff_id,
+                            path=e.name,
+                        )
+                    )
+                if path in versions:
+                    self._drop_from(path, index)  # the file was replaced by a link
+                if e.kind is EntryKind.HARDLINK and target is not None and self.wanted(path):
+                    self._hardlink(path, target, index, label, diff_id)
+                continue
+
+            if e.kind is not EntryKind.FILE:
+                if path in versions:
+                    self._drop_from(path, index)
+                continue
+
+            wants = self.wanted(path)
+            if not wants:
+                continue
+            cap = max(a.max_file_size for a in wants)
+            if e.size > cap:
+                self._warn(
+                    ScanWarning(
+                        code="file-too-large",
+                        message=f"{label}: {path} is {e.size} bytes, over the {cap}-byte cap; not analysed",
+                        layer_diff_id=diff_id,
+                        path=path,
+                    )
+                )
+                continue
+            content = e.read(cap)
+            self._analyze(path, content, e.mode, index, diff_id, wants, label)
+
+        # Whiteouts hide what lower layers had; they never hide this layer's files.
+        for gone in whiteouts:
+            self._delete_tree(gone, below=index)
+        for parent in opaque:
+            self._delete_tree(parent.rstrip("/"), below=index, keep_dir=True)
+
+    def _analyze(
+        self,
+        path: str,
+        content: bytes,
+        mode: int,
+        index: int,
+        diff_id: str | None,
+        wants: list[Analyzer],
+        label: str,
+    ) -> None:
+        fi = FileInput(path=path, content=content, mode=stat.S_IMODE(mode), layer_index=index, layer_diff_id=diff_id)
+        slot = self._versions.setdefault(path, [])
+        # A later entry for the same path in the same layer replaces the earlier one.
+        slot[:] = [v for v in slot if v.layer_index != index]
+        for a in wants:
+            try:
+                result = a.analyze(fi)
+            except Exception as exc:  # noqa: BLE001 - one bad file never sinks the scan
+                self._warn(
+                    ScanWarning(
+                        code="analyzer-error",
+                        message=f"{label}: {a.name} could not read {path}: {exc}",
+                        layer_diff_id=diff_id,
+                        path=path,
+                    )
+                )
+                continue
+            for w in result.warnings:
+                if w.layer_diff_id is None:
+                    w.layer_diff_id = diff_id
+                self._warn(w)
+            result.warnings = []
+            slot.append(_Version(index, diff_id, a.name, result))
+        if not slot:
+            del self._versions[path]
+
+    def _hardlink(self, path: str, target: str, index: int, label: str, diff_id: str | None) -> None:
+        src = self._versions.get(target)
+        same_layer = [v for v in src or [] if v.layer_index == index]
+        if same_layer:
+            slot = self._versions.setdefault(path, [])
+            slot[:] = [v for v in slot if v.layer_index != index]
+            slot.extend(_Version(index, diff_id, v.analyzer, v.result) for v in same_layer)
+        else:
+            self._warn(
+                ScanWarning(
+                    code="hardlink-unresolved",
+                    message=f"{label}: {path} is a hard link to {target}, which no analyzer read; not analysed",
+                    layer_diff_id=diff_id,
+                    path=path,
+                )
+            )
+
+    def _drop_from(self, path: str, index: int) -> None:
+        """The entry at ``path`` in layer ``index`` is not a file: lower versions are gone."""
+        slot = self._versions.get(path)
+        if slot is None:
+            return
+        slot[:] = [v for v in slot if v.layer_index > index]
+        if not slot:
+            del self._versions[path]
+
+    def _delete_tree(self, root: str, below: int, keep_dir: bool = False) -> None:
+        prefix = root + "/" if root else ""
+        for p in list(self._versions):
+            if (not keep_dir and p == root) or p.startswith(prefix):
+                slot = self._versions[p]
+                slot[:] = [v for v in slot if v.layer_index >= below]
+                if not slot:
+                    del self._versions[p]
+
+    # -- the final view ---------------------------------------------------------
+
+    def finish(self) -> EngineOutput:
+        os_info: OSInfo | None = None
+        os_prio = -1
+        packages: list[Package] = []
+        for path in sorted(self._versions):
+            by_analyzer: dict[str, list[_Version]] = {}
+            for v in self._versions[path]:
+                by_analyzer.setdefault(v.analyzer, []).append(v)
+            for versions in by_analyzer.values():
+                last = versions[-1]
+                if last.result.os is not None and last.result.os_priority > os_prio:
+                    os_info, os_prio = last.result.os, last.result.os_priority
+                if last.result.packages:
+                    packages.extend(_attribute(versions))
+        return EngineOutput(os=os_info, packages=packages)
+
+
+def _key(p: Package) -> tuple[str, str, str | None]:
+    return (p.name, p.version, p.arch)
+
+
+def _attribute(versions: list[_Version]) -> list[Package]:
+    """The final version's packages, each tagged with the layer that introduced it."""
+    last = versions[-1]
+    key_sets = [{_key(p) for p in v.result.packages} for v in versions]
+    out = []
+    for p in last.result.packages:
+        k = _key(p)
+        intro = len(versions) - 1
+        while intro > 0 and k in key_sets[intro - 1]:
+            intro -= 1
+        v = versions[intro]
+        out.append(p.model_copy(update={"layer_index": v.layer_index, "layer_diff_id": v.diff_id}))
+    return out
