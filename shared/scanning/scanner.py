@@ -33,8 +33,8 @@ class ScanRequest:
     docker_config: str | None = None  # path to a docker config.json; default ~/.docker/config.json
 
 
-#: Called with (layer, bytes_done) as layers are read; the CLI draws a progress bar with it.
-Progress = Callable[[LayerRef, int], None]
+#: Called with (handle, layer) after each layer is read; the CLI draws a progress bar with it.
+Progress = Callable[[ImageHandle, LayerRef], None]
 
 
 def open_source(req: ScanRequest) -> ImageSource:
@@ -62,14 +62,21 @@ def open_source(req: ScanRequest) -> ImageSource:
     )
 
 
-def scan(req: ScanRequest, now: Callable[[], datetime] | None = None) -> list[ScanResult]:
+def scan(
+    req: ScanRequest,
+    now: Callable[[], datetime] | None = None,
+    progress: Progress | None = None,
+    on_resolved: Callable[[list[ImageHandle]], None] | None = None,
+) -> list[ScanResult]:
     """Scan every image the request resolves to (one, or one per platform)."""
     source = open_source(req)
     handles = source.resolve(req.options)
+    if on_resolved is not None:
+        on_resolved(handles)
     results = []
     try:
         for h in handles:
-            results.append(scan_handle(h, req.options, now=now))
+            results.append(scan_handle(h, req.options, now=now, progress=progress))
     finally:
         for h in handles:
             h.close()
@@ -80,6 +87,7 @@ def scan_handle(
     handle: ImageHandle,
     options: ScanOptions,
     now: Callable[[], datetime] | None = None,
+    progress: Progress | None = None,
 ) -> ScanResult:
     warnings: list[ScanWarning] = list(handle.warnings)
     analyzers = enabled_analyzers()
@@ -87,6 +95,8 @@ def scan_handle(
     budget = ByteBudget(options.max_image_bytes, handle.info.reference)
     for lay in handle.layers:
         engine.add_layer(lay.index, lay.diff_id, handle.layer_entries(lay, budget), lay.label)
+        if progress is not None:
+            progress(handle, lay)
     out = engine.finish()
     os_info = out.os
     from_status_d = any(p.found_in.startswith("var/lib/dpkg/status.d/") for p in out.packages)
@@ -133,9 +143,9 @@ def _name_package(p: Package, os_info: object) -> Package:
         if p.epoch and version.startswith(f"{p.epoch}:"):
             version = version[len(f"{p.epoch}:") :]
         quals: dict[str, str] = {}
-        if p.type == "dpkg" and p.source_name and p.source_name != p.name:
-            quals["upstream"] = p.source_name
-        elif p.type == "apk" and p.source_name and p.source_name != p.name:
+        if (p.type == "dpkg" and p.source_name and p.source_name != p.name) or (
+            p.type == "apk" and p.source_name and p.source_name != p.name
+        ):
             quals["upstream"] = p.source_name
         elif p.type == "rpm" and p.source_rpm:
             quals["upstream"] = p.source_rpm

@@ -66,7 +66,9 @@ class DigestReader(io.RawIOBase):
         if self._h is not None:
             self._h.update(data)
         if self._size is not None and self._count > self._size:
-            raise DigestMismatch(self._subject, f"blob is larger than the {self._size} bytes its descriptor says")
+            raise DigestMismatch(
+                self._subject, f"blob is larger than the {self._size} bytes its descriptor says"
+            )
         return n
 
     def _finish(self) -> None:
@@ -79,7 +81,8 @@ class DigestReader(io.RawIOBase):
             )
         if self._h is not None and self._h.hexdigest() != self._expected:
             raise DigestMismatch(
-                self._subject, f"digest mismatch: expected {self._digest}, got {self._h.name}:{self._h.hexdigest()}"
+                self._subject,
+                f"digest mismatch: expected {self._digest}, got {self._h.name}:{self._h.hexdigest()}",
             )
 
     def drain(self) -> None:

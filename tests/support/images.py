@@ -149,7 +149,9 @@ def image(
             "digest": sha256(config),
             "size": len(config),
         },
-        "layers": [{"mediaType": lay.media_type, "digest": lay.digest, "size": len(lay.blob)} for lay in layers],
+        "layers": [
+            {"mediaType": lay.media_type, "digest": lay.digest, "size": len(lay.blob)} for lay in layers
+        ],
     }
     manifest = json.dumps(manifest_doc, indent=2).encode()
     blobs = {sha256(config): config}
@@ -185,7 +187,12 @@ def index(images: list[tuple[Image, str]], flavour: str = "oci") -> IndexImage:
         if len(parts) > 2:
             p["variant"] = parts[2]
         entries.append(
-            {"mediaType": img.manifest_media_type, "digest": img.digest, "size": len(img.manifest), "platform": p}
+            {
+                "mediaType": img.manifest_media_type,
+                "digest": img.digest,
+                "size": len(img.manifest),
+                "platform": p,
+            }
         )
     mtype = OCI_INDEX if flavour == "oci" else DOCKER_LIST
     doc = {"schemaVersion": 2, "mediaType": mtype, "manifests": entries}
@@ -215,7 +222,9 @@ def write_oci_layout(root: Path, img: Image | IndexImage, tag: str | None = "lat
     return root
 
 
-def write_docker_archive(path: Path, img: Image, repo_tag: str = "sample:latest", oci_style: bool = False) -> Path:
+def write_docker_archive(
+    path: Path, img: Image, repo_tag: str = "sample:latest", oci_style: bool = False
+) -> Path:
     """Write ``docker save`` output: legacy (<id>/layer.tar) or Docker 25+'s OCI-style (blobs/sha256/...)."""
     config_digest = sha256(img.config)
     files: list[F] = []
@@ -236,7 +245,11 @@ def write_docker_archive(path: Path, img: Image, repo_tag: str = "sample:latest"
                         "schemaVersion": 2,
                         "mediaType": OCI_INDEX,
                         "manifests": [
-                            {"mediaType": img.manifest_media_type, "digest": img.digest, "size": len(img.manifest)}
+                            {
+                                "mediaType": img.manifest_media_type,
+                                "digest": img.digest,
+                                "size": len(img.manifest),
+                            }
                         ],
                     }
                 ).encode(),

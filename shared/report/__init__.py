@@ -1,0 +1,1 @@
+"""Output formats for scan results: table (rich), JSON, CycloneDX."""
