@@ -29,7 +29,8 @@ FORMATS = ("table", "json", "cyclonedx")
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"hullwatch: error: {message}", err=True)
+    one_line = " ".join(message.split())  # an error is always exactly one line
+    click.echo(f"hullwatch: error: {one_line}", err=True)
     sys.exit(code)
 
 

@@ -45,8 +45,8 @@ def _open(path: Path, subject: str) -> tarfile.TarFile:
         return tarfile.open(path, mode="r:*")
     except FileNotFoundError:
         raise ImageError(subject, f"{path} does not exist") from None
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ImageError(subject, f"{path} is not a readable tar archive ({exc})") from None
+    except (tarfile.TarError, EOFError, OSError):
+        raise ImageError(subject, f"{path} is not a readable tar archive (plain, gzip, bzip2 or xz)") from None
 
 
 def _member(tf: tarfile.TarFile, name: str, subject: str) -> Any:
