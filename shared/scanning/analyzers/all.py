@@ -6,6 +6,7 @@ from shared.scanning.analyzers import (  # noqa: F401 - importing registers them
     apk,
     dpkg,
     os_release,
+    rpm,
 )
 from shared.scanning.analyzers.base import Analyzer, registered
 
