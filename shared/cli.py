@@ -18,8 +18,11 @@ import click
 from rich.console import Console
 
 from shared import __version__
+from shared.domain.models import ScanResult
 from shared.errors import HullwatchError, InputError
 from shared.scanning.manifest import Platform
+from shared.scanning.scanner import ScanRequest
+from shared.scanning.sources.base import ImageHandle, LayerRef
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -80,12 +83,8 @@ def _parse_size(text: str) -> int:
 @cli.command()
 @click.argument("image")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option(
-    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to a file."
-)
-@click.option(
-    "--platform", help="os/arch[/variant] to pick from a multi-platform index (default linux/amd64)."
-)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to a file.")
+@click.option("--platform", help="os/arch[/variant] to pick from a multi-platform index (default linux/amd64).")
 @click.option("--all-platforms", is_flag=True, help="Scan every platform of a multi-platform index.")
 @click.option(
     "--username", envvar="HULLWATCH_REGISTRY_USERNAME", help="Registry user (or HULLWATCH_REGISTRY_USERNAME)."
@@ -97,9 +96,7 @@ def _parse_size(text: str) -> int:
 )
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from standard input.")
 @click.option("--insecure-registry", is_flag=True, help="Allow plain HTTP to a localhost-style registry.")
-@click.option(
-    "--docker-config", type=click.Path(dir_okay=False), help="A docker config.json to read credentials from."
-)
+@click.option("--docker-config", type=click.Path(dir_okay=False), help="A docker config.json to read credentials from.")
 @click.option(
     "--max-image-bytes",
     default="8G",
@@ -125,7 +122,7 @@ def scan(
 
     IMAGE is REGISTRY/REPO[:TAG|@DIGEST], oci:PATH[:TAG], docker-archive:FILE or dir:PATH.
     """
-    from shared.scanning.scanner import RegistryCredentials, ScanRequest
+    from shared.scanning.scanner import RegistryCredentials
     from shared.scanning.scanner import scan as run_scan
     from shared.scanning.sources.base import ScanOptions
 
@@ -146,14 +143,17 @@ def scan(
         )
         err = Console(stderr=True)
         if err.is_terminal and not os.environ.get("CI"):
-            results = _scan_with_progress(req, err, run_scan)
+            results = _scan_with_progress(req, err)
         else:
             results = run_scan(req)
         _emit(results, fmt, output)
 
 
-def _scan_with_progress(req, console, run_scan):  # type: ignore[no-untyped-def]
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+def _scan_with_progress(req: ScanRequest, console: Console) -> list[ScanResult]:
+    """Scan with a progress bar on stderr (only called when stderr is a terminal)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
+
+    from shared.scanning.scanner import scan as run_scan
 
     with Progress(
         TextColumn("{task.description}"),
@@ -163,20 +163,20 @@ def _scan_with_progress(req, console, run_scan):  # type: ignore[no-untyped-def]
         console=console,
         transient=True,
     ) as bar:
-        tasks: dict[int, object] = {}
+        tasks: dict[int, TaskID] = {}
 
-        def resolved(handles):  # type: ignore[no-untyped-def]
+        def resolved(handles: list[ImageHandle]) -> None:
             for h in handles:
                 total = sum(lay.size or 0 for lay in h.layers) or None
                 tasks[id(h)] = bar.add_task(f"reading {h.info.platform or h.info.reference}", total=total)
 
-        def step(handle, layer):  # type: ignore[no-untyped-def]
+        def step(handle: ImageHandle, layer: LayerRef) -> None:
             bar.advance(tasks[id(handle)], layer.size or 0)
 
         return run_scan(req, progress=step, on_resolved=resolved)
 
 
-def _emit(results, fmt: str, output: Path | None) -> None:  # type: ignore[no-untyped-def]
+def _emit(results: list[ScanResult], fmt: str, output: Path | None) -> None:
     if fmt == "json":
         from shared.report.jsonout import render
 

@@ -71,7 +71,7 @@ def iter_tar(stream: BinaryIO, where: str, subject: str) -> Iterator[Entry]:
             break
         # TarFile keeps every member it has seen; in a long stream that is
         # memory growing with image size. We never look back, so drop them.
-        tf.members.clear()
+        tf.members.clear()  # type: ignore[attr-defined]
         if ti.isreg():
             kind = EntryKind.FILE
         elif ti.isdir():
@@ -90,9 +90,7 @@ def iter_tar(stream: BinaryIO, where: str, subject: str) -> Iterator[Entry]:
             try:
                 return f.read(n)
             except (tarfile.TarError, EOFError, OSError) as exc:
-                raise ImageError(
-                    subject, f"{where}: truncated or corrupt tar at {_ti.name!r} ({exc})"
-                ) from None
+                raise ImageError(subject, f"{where}: truncated or corrupt tar at {_ti.name!r} ({exc})") from None
 
         yield Entry(ti.name, kind, ti.size, ti.mode, ti.linkname, read)
 
@@ -167,15 +165,11 @@ class LayerEngine:
         out = list(found) if found else []
         if self._prefixes and path.startswith(self._prefixes):
             out.extend(
-                a
-                for a in self._prefix_analyzers
-                if path.startswith(a.prefixes) and a.required(path) and a not in out
+                a for a in self._prefix_analyzers if path.startswith(a.prefixes) and a.required(path) and a not in out
             )
         if self._suffixes and path.endswith(self._suffixes):
             out.extend(
-                a
-                for a in self._suffix_analyzers
-                if path.endswith(a.suffixes) and a.required(path) and a not in out
+                a for a in self._suffix_analyzers if path.endswith(a.suffixes) and a.required(path) and a not in out
             )
         return out
 
@@ -219,11 +213,7 @@ class LayerEngine:
                 continue
 
             if e.kind is EntryKind.SYMLINK or e.kind is EntryKind.HARDLINK:
-                target = (
-                    resolve_link(path, e.linkname)
-                    if e.kind is EntryKind.SYMLINK
-                    else normalise(e.linkname)[0]
-                )
+                target = resolve_link(path, e.linkname) if e.kind is EntryKind.SYMLINK else normalise(e.linkname)[0]
                 if target is None:
                     self._warn(
                         ScanWarning(
@@ -278,9 +268,7 @@ class LayerEngine:
         wants: list[Analyzer],
         label: str,
     ) -> None:
-        fi = FileInput(
-            path=path, content=content, mode=stat.S_IMODE(mode), layer_index=index, layer_diff_id=diff_id
-        )
+        fi = FileInput(path=path, content=content, mode=stat.S_IMODE(mode), layer_index=index, layer_diff_id=diff_id)
         slot = self._versions.setdefault(path, [])
         # A later entry for the same path in the same layer replaces the earlier one.
         slot[:] = [v for v in slot if v.layer_index != index]

@@ -9,7 +9,6 @@ import azure.functions as func
 import function_app
 from shared import __version__
 
-
 # FunctionApp.get_functions() may be called once per app: build the registry once.
 FUNCTIONS = {f.get_function_name(): f for f in function_app.app.get_functions()}
 

@@ -21,8 +21,9 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 def test_quickstart_ends_with_a_scan_table() -> None:
     env = dict(os.environ, HULLWATCH_VENV=sys.prefix, COLUMNS="160")
-    p = subprocess.run([str(REPO / "scripts" / "quickstart")], cwd=REPO, env=env, capture_output=True, text=True,
-                       timeout=600)
+    p = subprocess.run(
+        [str(REPO / "scripts" / "quickstart")], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert p.returncode == 0, p.stderr
     assert "sample image from" in p.stderr
     assert "Package" in p.stdout and "Ecosystem" in p.stdout

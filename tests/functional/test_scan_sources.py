@@ -10,9 +10,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from packageurl import PackageURL
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from packageurl import PackageURL
 
 from shared.domain.schema import SCHEMA_PATH
 from shared.domain.schema import main as schema_main
@@ -26,8 +26,11 @@ from tests.support import images as I
 DATA = Path(__file__).resolve().parent.parent / "data"
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 FIXED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-DEBIAN_OS = I.file("etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'
-                   'VERSION_ID="12"\nVERSION_CODENAME=bookworm\nID=debian\n')
+DEBIAN_OS = I.file(
+    "etc/os-release",
+    'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'
+    'VERSION_ID="12"\nVERSION_CODENAME=bookworm\nID=debian\n',
+)
 
 
 def dpkg_query(status: bytes, tmp: Path) -> list[tuple[str, ...]]:
@@ -35,8 +38,9 @@ def dpkg_query(status: bytes, tmp: Path) -> list[tuple[str, ...]]:
     admin.mkdir(exist_ok=True)
     (admin / "status").write_bytes(status)
     fmt = "${Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}\t${db:Status-Status}\n"
-    out = subprocess.run(["dpkg-query", f"--admindir={admin}", "-W", "-f", fmt], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["dpkg-query", f"--admindir={admin}", "-W", "-f", fmt], check=True, capture_output=True, text=True
+    ).stdout
     rows = [tuple(line.split("\t")) for line in out.splitlines()]
     return sorted(r[:5] for r in rows if r[5] not in ("not-installed", "config-files"))
 
@@ -46,10 +50,12 @@ def machine_status_image() -> tuple[I.Image, bytes]:
     final = Path("/var/lib/dpkg/status").read_bytes()
     stanzas = final.decode().split("\n\n")
     first = "\n\n".join(stanzas[::2]).encode()  # an older state: every other package
-    return I.image([
-        I.layer([DEBIAN_OS, I.file("var/lib/dpkg/status", first)]),
-        I.layer([I.file("var/lib/dpkg/status", final)]),
-    ]), final
+    return I.image(
+        [
+            I.layer([DEBIAN_OS, I.file("var/lib/dpkg/status", first)]),
+            I.layer([I.file("var/lib/dpkg/status", final)]),
+        ]
+    ), final
 
 
 def test_machine_dpkg_two_layers_match_dpkg_query(tmp_path: Path) -> None:
@@ -59,13 +65,18 @@ def test_machine_dpkg_two_layers_match_dpkg_query(tmp_path: Path) -> None:
     r = scan(ScanRequest(f"oci:{layout}"))[0]
     got = sorted((p.name, p.version, p.arch or "", p.source_name or "", p.source_version or "") for p in r.packages)
     assert got == dpkg_query(final, tmp_path)
-    first_names = {p.name for p in scan(ScanRequest(f"oci:{I.write_oci_layout(tmp_path / 'one', I.image([img.layers[0]]))}"))[0].packages}
+    older = I.write_oci_layout(tmp_path / "one", I.image([img.layers[0]]))
+    first_names = {p.name for p in scan(ScanRequest(f"oci:{older}"))[0].packages}
     for p in r.packages:
         assert p.layer_index == (0 if p.name in first_names else 1), p.name
         assert p.ecosystem == "Debian:12"
         purl = PackageURL.from_string(p.purl)
-        assert (purl.type, purl.namespace, purl.name, purl.qualifiers["distro"]) == ("deb", "debian", p.name,
-                                                                                     "debian-12")
+        assert (purl.type, purl.namespace, purl.name, purl.qualifiers["distro"]) == (
+            "deb",
+            "debian",
+            p.name,
+            "debian-12",
+        )
 
 
 @pytest.mark.parametrize("oci_style", [False, True], ids=["legacy", "oci-style"])
@@ -97,13 +108,38 @@ def test_dir_source_reads_a_root_filesystem(tmp_path: Path) -> None:
 
 
 def test_multi_platform_index(tmp_path: Path) -> None:
-    amd = I.image([I.layer([DEBIAN_OS, I.file("var/lib/dpkg/status", "Package: amd\nStatus: install ok installed\n"
-                                              "Architecture: amd64\nVersion: 1\n\n")])])
-    arm = I.image([I.layer([DEBIAN_OS, I.file("var/lib/dpkg/status", "Package: arm\nStatus: install ok installed\n"
-                                              "Architecture: arm64\nVersion: 1\n\n")])], arch="arm64", variant="v8")
+    amd = I.image(
+        [
+            I.layer(
+                [
+                    DEBIAN_OS,
+                    I.file(
+                        "var/lib/dpkg/status",
+                        "Package: amd\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1\n\n",
+                    ),
+                ]
+            )
+        ]
+    )
+    arm = I.image(
+        [
+            I.layer(
+                [
+                    DEBIAN_OS,
+                    I.file(
+                        "var/lib/dpkg/status",
+                        "Package: arm\nStatus: install ok installed\nArchitecture: arm64\nVersion: 1\n\n",
+                    ),
+                ]
+            )
+        ],
+        arch="arm64",
+        variant="v8",
+    )
     for flavour in ("oci", "docker"):
-        layout = I.write_oci_layout(tmp_path / flavour, I.index([(amd, "linux/amd64"), (arm, "linux/arm64/v8")],
-                                                                flavour=flavour))
+        layout = I.write_oci_layout(
+            tmp_path / flavour, I.index([(amd, "linux/amd64"), (arm, "linux/arm64/v8")], flavour=flavour)
+        )
         ref = f"oci:{layout}"
         default = scan(ScanRequest(ref))
         assert [(r.image.platform, r.packages[0].name) for r in default] == [("linux/amd64", "amd")]
@@ -117,8 +153,14 @@ def test_multi_platform_index(tmp_path: Path) -> None:
 
 
 def test_docker_v2_manifest(tmp_path: Path) -> None:
-    img = I.image([I.layer([DEBIAN_OS, I.file("var/lib/dpkg/status", (DATA / "debian12-status").read_bytes())],
-                           flavour="docker")], flavour="docker")
+    img = I.image(
+        [
+            I.layer(
+                [DEBIAN_OS, I.file("var/lib/dpkg/status", (DATA / "debian12-status").read_bytes())], flavour="docker"
+            )
+        ],
+        flavour="docker",
+    )
     r = scan(ScanRequest(f"oci:{I.write_oci_layout(tmp_path / 'img', img)}"))[0]
     assert r.image.manifest_media_type == "application/vnd.docker.distribution.manifest.v2+json"
     assert len(r.packages) == 7
@@ -126,27 +168,54 @@ def test_docker_v2_manifest(tmp_path: Path) -> None:
 
 # ---- goldens ------------------------------------------------------------------
 
+
 def golden_images() -> dict[str, I.Image]:
     deb_status = (DATA / "debian12-status").read_bytes()
     older = b"\n\n".join(deb_status.split(b"\n\n")[:4]) + b"\n"
     apk = (DATA / "apk-installed").read_bytes()
     return {
-        "debian-two-layers": I.image([
-            I.layer([DEBIAN_OS, I.file("var/lib/dpkg/status", older)]),
-            I.layer([I.file("var/lib/dpkg/status", deb_status), I.file("etc/debian_version", "12.11\n")]),
-        ]),
-        "alpine": I.image([I.layer([
-            I.file("etc/alpine-release", "3.19.1\n"),
-            I.file("etc/os-release", 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\n'
-                   'PRETTY_NAME="Alpine Linux v3.19"\n'),
-            I.file("lib/apk/db/installed", apk)])], flavour="oci"),
-        "distroless": I.image([I.layer([
-            I.file("etc/os-release", 'PRETTY_NAME="Distroless"\nNAME="Debian GNU/Linux"\nID="debian"\n'
-                   'VERSION_ID="12"\n'),
-            I.file("var/lib/dpkg/status.d/base", "Package: base-files\nVersion: 12.4+deb12u11\nArchitecture: amd64\n"),
-            I.file("var/lib/dpkg/status.d/libc6", "Package: libc6\nVersion: 2.36-9+deb12u10\n"
-                   "Architecture: amd64\nSource: glibc\n"),
-            I.file("var/lib/dpkg/status.d/libc6.md5sums", "00  lib/x86_64-linux-gnu/libc.so.6\n")])]),
+        "debian-two-layers": I.image(
+            [
+                I.layer([DEBIAN_OS, I.file("var/lib/dpkg/status", older)]),
+                I.layer([I.file("var/lib/dpkg/status", deb_status), I.file("etc/debian_version", "12.11\n")]),
+            ]
+        ),
+        "alpine": I.image(
+            [
+                I.layer(
+                    [
+                        I.file("etc/alpine-release", "3.19.1\n"),
+                        I.file(
+                            "etc/os-release",
+                            'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\n',
+                        ),
+                        I.file("lib/apk/db/installed", apk),
+                    ]
+                )
+            ],
+            flavour="oci",
+        ),
+        "distroless": I.image(
+            [
+                I.layer(
+                    [
+                        I.file(
+                            "etc/os-release",
+                            'PRETTY_NAME="Distroless"\nNAME="Debian GNU/Linux"\nID="debian"\nVERSION_ID="12"\n',
+                        ),
+                        I.file(
+                            "var/lib/dpkg/status.d/base",
+                            "Package: base-files\nVersion: 12.4+deb12u11\nArchitecture: amd64\n",
+                        ),
+                        I.file(
+                            "var/lib/dpkg/status.d/libc6",
+                            "Package: libc6\nVersion: 2.36-9+deb12u10\nArchitecture: amd64\nSource: glibc\n",
+                        ),
+                        I.file("var/lib/dpkg/status.d/libc6.md5sums", "00  lib/x86_64-linux-gnu/libc.so.6\n"),
+                    ]
+                )
+            ]
+        ),
     }
 
 

@@ -25,7 +25,8 @@ _EVENTS = {"os.mkdir", "os.rename", "os.remove", "os.rmdir", "os.symlink", "os.l
 def _hook(event, args):
     if event == "open":
         path, mode, flags = (tuple(args) + (None, None))[:3]
-        writes = (isinstance(flags, int) and flags & _WRITE) or (isinstance(mode, str) and any(c in mode for c in "wax+"))
+        by_flags = isinstance(flags, int) and flags & _WRITE
+        writes = by_flags or (isinstance(mode, str) and any(c in mode for c in "wax+"))
         if writes and isinstance(path, (str, bytes, os.PathLike)):
             _log.write("open\t" + os.path.abspath(os.fsdecode(path)) + "\n")
     elif event in _EVENTS:

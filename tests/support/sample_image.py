@@ -31,8 +31,13 @@ def build(out: Path) -> Path:
     older = "\n\n".join(status.decode("utf-8", "replace").split("\n\n")[::2]).encode()
     img = I.image(
         [
-            I.layer([I.file("usr/lib/os-release", osr), I.F("etc/os-release", kind="symlink", link="../usr/lib/os-release"),
-                     I.file("var/lib/dpkg/status", older)]),
+            I.layer(
+                [
+                    I.file("usr/lib/os-release", osr),
+                    I.F("etc/os-release", kind="symlink", link="../usr/lib/os-release"),
+                    I.file("var/lib/dpkg/status", older),
+                ]
+            ),
             I.layer([I.file("var/lib/dpkg/status", status)]),
         ],
         history=["base: os-release and an older package set", "apt-get install: the current package set"],

@@ -87,8 +87,13 @@ def test_opaque_directory_hides_everything_below_from_lower_layers(tmp_path: Pat
     ]
     r = run(
         tmp_path,
-        [[OS_RELEASE, *distroless], [I.file("var/lib/dpkg/status.d/.wh..wh..opq", ""),
-                                     I.file("var/lib/dpkg/status.d/libc6", stanza("libc6", "2.36-9"))]],
+        [
+            [OS_RELEASE, *distroless],
+            [
+                I.file("var/lib/dpkg/status.d/.wh..wh..opq", ""),
+                I.file("var/lib/dpkg/status.d/libc6", stanza("libc6", "2.36-9")),
+            ],
+        ],
     )
     assert [(p.name, p.layer_index) for p in r.packages] == [("libc6", 1)]
 
@@ -96,9 +101,13 @@ def test_opaque_directory_hides_everything_below_from_lower_layers(tmp_path: Pat
 def test_os_release_symlink_to_usr_lib(tmp_path: Path) -> None:
     r = run(
         tmp_path,
-        [[I.F("etc/os-release", kind="symlink", link="../usr/lib/os-release"),
-          I.file("usr/lib/os-release", "ID=alpine\nVERSION_ID=3.19.1\n"),
-          I.file("lib/apk/db/installed", "P:musl\nV:1.2.4-r4\nA:x86_64\no:musl\n\n")]],
+        [
+            [
+                I.F("etc/os-release", kind="symlink", link="../usr/lib/os-release"),
+                I.file("usr/lib/os-release", "ID=alpine\nVERSION_ID=3.19.1\n"),
+                I.file("lib/apk/db/installed", "P:musl\nV:1.2.4-r4\nA:x86_64\no:musl\n\n"),
+            ]
+        ],
     )
     assert r.os is not None and (r.os.family, r.os.version_id) == ("alpine", "3.19.1")
     assert [(p.name, p.ecosystem, p.purl) for p in r.packages] == [
@@ -109,9 +118,15 @@ def test_os_release_symlink_to_usr_lib(tmp_path: Path) -> None:
 def test_distroless_status_d_is_recognised(tmp_path: Path) -> None:
     r = run(
         tmp_path,
-        [[OS_RELEASE, I.file("var/lib/dpkg/status.d/tzdata", "Package: tzdata\nVersion: 2024a-0+deb12u1\n"
-                                                              "Architecture: all\n"),
-          I.file("var/lib/dpkg/status.d/tzdata.md5sums", "abc  usr/share/zoneinfo/UTC\n")]],
+        [
+            [
+                OS_RELEASE,
+                I.file(
+                    "var/lib/dpkg/status.d/tzdata", "Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n"
+                ),
+                I.file("var/lib/dpkg/status.d/tzdata.md5sums", "abc  usr/share/zoneinfo/UTC\n"),
+            ]
+        ],
     )
     assert r.os is not None and r.os.distroless
     assert [(p.name, p.found_in) for p in r.packages] == [("tzdata", "var/lib/dpkg/status.d/tzdata")]
@@ -142,9 +157,14 @@ def test_escaping_entries_warn_and_the_scan_goes_on(tmp_path: Path) -> None:
 def test_hardlink_to_an_analysed_file_in_the_same_layer(tmp_path: Path) -> None:
     r = run(
         tmp_path,
-        [[I.file("etc/os-release", "ID=debian\nVERSION_ID=11\n"), status("a")],
-         [I.file("var/lib/dpkg/.wh.status", ""), I.file("usr/lib/os-release", "ID=debian\nVERSION_ID=12\n"),
-          I.F("etc/os-release", kind="hardlink", link="usr/lib/os-release")]],
+        [
+            [I.file("etc/os-release", "ID=debian\nVERSION_ID=11\n"), status("a")],
+            [
+                I.file("var/lib/dpkg/.wh.status", ""),
+                I.file("usr/lib/os-release", "ID=debian\nVERSION_ID=12\n"),
+                I.F("etc/os-release", kind="hardlink", link="usr/lib/os-release"),
+            ],
+        ],
     )
     assert names(r) == []
     # etc/os-release (priority over usr/lib) now is the hard link's content, not layer 0's file
@@ -197,8 +217,13 @@ def test_decompressed_reader_handles_truncation_and_concatenation() -> None:
 def test_hardlink_to_a_file_no_analyzer_read_warns(tmp_path: Path) -> None:
     r = run(
         tmp_path,
-        [[OS_RELEASE, I.file("var/lib/dpkg/status-old", stanza("a", "1")),
-          I.F("var/lib/dpkg/status", kind="hardlink", link="var/lib/dpkg/status-old")]],
+        [
+            [
+                OS_RELEASE,
+                I.file("var/lib/dpkg/status-old", stanza("a", "1")),
+                I.F("var/lib/dpkg/status", kind="hardlink", link="var/lib/dpkg/status-old"),
+            ]
+        ],
     )
     assert names(r) == []
     assert [(w.code, w.path) for w in r.warnings] == [("hardlink-unresolved", "var/lib/dpkg/status")]

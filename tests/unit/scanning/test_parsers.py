@@ -109,10 +109,14 @@ def test_apk_installed_hand_written() -> None:
 @pytest.mark.parametrize(
     ("text", "family", "version", "distroless"),
     [
-        (b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n',
-         "debian", "12", False),
+        (
+            b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n',
+            "debian",
+            "12",
+            False,
+        ),
         (b'NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\nID_LIKE=debian\n', "ubuntu", "22.04", False),
-        (b"NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n", "alpine", "3.19.1", False),
+        (b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\n', "alpine", "3.19.1", False),
         (b'NAME="Red Hat Enterprise Linux"\nVERSION_ID="9.3"\nID="rhel"\n', "rhel", "9.3", False),
         (b'PRETTY_NAME="Distroless"\nNAME="Debian GNU/Linux"\nID="debian"\nVERSION_ID="12"\n', "debian", "12", True),
         (b'NAME="Amazon Linux"\nVERSION="2"\nID="amzn"\nVERSION_ID="2"\n', "amzn", "2", False),
