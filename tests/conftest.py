@@ -30,3 +30,16 @@ def require_tool(name: str, hint: str) -> str:
         pytest.fail(message + " - required under CI", pytrace=False)
     pytest.skip(message)
     raise AssertionError("unreachable")
+
+
+def require_module(name: str, hint: str) -> None:
+    """Like :func:`require_tool`, for a Python module only some tests need."""
+    import importlib
+
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        message = f"Python module {name} is not installed ({hint})"
+        if UNDER_CI:
+            pytest.fail(message + " - required under CI", pytrace=False)
+        pytest.skip(message)
