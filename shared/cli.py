@@ -204,7 +204,15 @@ def _emit(results: list[ScanResult], fmt: str, output: Path | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="hullwatch")
+    try:
+        cli.main(prog_name="hullwatch", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("interrupted", 130)
+    except click.ClickException as exc:
+        # usage errors (an unknown flag, a missing argument) are one line too
+        _fail(f"{exc.format_message()} (see hullwatch --help)", EXIT_INPUT)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

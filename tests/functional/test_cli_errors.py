@@ -173,3 +173,24 @@ def test_gzip_bomb_is_capped(tmp_path: Path, compression: str) -> None:
     sandbox = tmp_path / "sandbox"
     r = run_cli(["scan", f"oci:{p}", "--max-image-bytes", "16M"], sandbox)
     assert_one_line_error(r, f"oci:{p}", "decompression bomb")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["scan"], "Missing argument 'IMAGE'"),
+        (["scan", "oci:x", "--format", "xml"], "'xml' is not one of"),
+        (["scan", "oci:x", "--max-image-bytes", "lots"], "is not a size"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
+def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    r = run_cli(args, tmp_path / "sandbox")
+    assert r.code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hullwatch: error: ") and needle in lines[0], r.stderr
+
+
+def test_password_without_username(tmp_path: Path) -> None:
+    r = run_cli(["scan", "127.0.0.1:9/app", "--password", "x"], tmp_path / "sandbox")
+    assert_one_line_error(r, "127.0.0.1:9/app", "password was given without a username")
