@@ -40,17 +40,13 @@ class Package(_Model):
     epoch: int | None = Field(default=None, description="Epoch where the format has one.")
     release: str | None = Field(default=None, description="rpm release.")
     arch: str | None = None
-    source_name: str | None = Field(
-        default=None, description="Source package (dpkg Source, apk origin, SRPM)."
-    )
+    source_name: str | None = Field(default=None, description="Source package (dpkg Source, apk origin, SRPM).")
     source_version: str | None = None
     licenses: list[str] = Field(default_factory=list)
     vendor: str | None = None
     modularity_label: str | None = None
     source_rpm: str | None = None
-    ecosystem: str | None = Field(
-        default=None, description="OSV ecosystem, e.g. 'Debian:12', 'Alpine:v3.19'."
-    )
+    ecosystem: str | None = Field(default=None, description="OSV ecosystem, e.g. 'Debian:12', 'Alpine:v3.19'.")
     purl: str = Field(description="Package URL per the purl specification.")
     found_in: str = Field(description="The database or manifest file the package was read from.")
     layer_diff_id: str | None = Field(default=None, description="diff_id of the layer that introduced it.")

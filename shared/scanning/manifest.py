@@ -137,9 +137,7 @@ def parse_manifest(data: bytes, media_type: str | None, subject: str) -> ImageMa
         descs = tuple(_descriptor(layer, subject, f"layer {i}") for i, layer in enumerate(layers))
         for i, d in enumerate(descs):
             if d.media_type not in mt.LAYERS:
-                raise ImageError(
-                    subject, f"layer {i} ({d.digest}) has an unknown media type {d.media_type!r}"
-                )
+                raise ImageError(subject, f"layer {i} ({d.digest}) has an unknown media type {d.media_type!r}")
         return ImageManifest(kind, config, descs)
     raise ImageError(subject, f"unknown manifest media type {kind!r}")
 
@@ -188,6 +186,5 @@ def image_platforms(index: Index) -> list[Descriptor]:
     return [
         d
         for d in index.manifests
-        if (d.media_type in mt.IMAGE_MANIFESTS or not d.media_type)
-        and not (d.platform and d.platform.os == "unknown")
+        if (d.media_type in mt.IMAGE_MANIFESTS or not d.media_type) and not (d.platform and d.platform.os == "unknown")
     ]

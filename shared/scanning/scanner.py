@@ -98,6 +98,9 @@ def scan_handle(
         if progress is not None:
             progress(handle, lay)
     out = engine.finish()
+    # Sources may add warnings while their layers are read (a dir: file that
+    # cannot be opened, a foreign layer that vanished): keep those too.
+    warnings.extend(w for w in handle.warnings if w not in warnings)
     os_info = out.os
     from_status_d = any(p.found_in.startswith("var/lib/dpkg/status.d/") for p in out.packages)
     from_status = any(p.found_in == "var/lib/dpkg/status" for p in out.packages)

@@ -66,9 +66,7 @@ class DigestReader(io.RawIOBase):
         if self._h is not None:
             self._h.update(data)
         if self._size is not None and self._count > self._size:
-            raise DigestMismatch(
-                self._subject, f"blob is larger than the {self._size} bytes its descriptor says"
-            )
+            raise DigestMismatch(self._subject, f"blob is larger than the {self._size} bytes its descriptor says")
         return n
 
     def _finish(self) -> None:

@@ -149,9 +149,7 @@ def image(
             "digest": sha256(config),
             "size": len(config),
         },
-        "layers": [
-            {"mediaType": lay.media_type, "digest": lay.digest, "size": len(lay.blob)} for lay in layers
-        ],
+        "layers": [{"mediaType": lay.media_type, "digest": lay.digest, "size": len(lay.blob)} for lay in layers],
     }
     manifest = json.dumps(manifest_doc, indent=2).encode()
     blobs = {sha256(config): config}
@@ -222,9 +220,7 @@ def write_oci_layout(root: Path, img: Image | IndexImage, tag: str | None = "lat
     return root
 
 
-def write_docker_archive(
-    path: Path, img: Image, repo_tag: str = "sample:latest", oci_style: bool = False
-) -> Path:
+def write_docker_archive(path: Path, img: Image, repo_tag: str = "sample:latest", oci_style: bool = False) -> Path:
     """Write ``docker save`` output: legacy (<id>/layer.tar) or Docker 25+'s OCI-style (blobs/sha256/...)."""
     config_digest = sha256(img.config)
     files: list[F] = []

@@ -140,9 +140,7 @@ class DockerArchiveSource(ImageSource):
             config_digest=config_digest,
             platform=platform,
         )
-        return [
-            DockerArchiveHandle(info=info, layers=layers, warnings=warnings, archive=path, members=members)
-        ]
+        return [DockerArchiveHandle(info=info, layers=layers, warnings=warnings, archive=path, members=members)]
 
 
 def _digest_from_name(name: str) -> str | None:

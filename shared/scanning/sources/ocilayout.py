@@ -44,9 +44,7 @@ class BlobStore:
         try:
             size = p.stat().st_size
             if size > limit:
-                raise ImageError(
-                    self.subject, f"{what} {desc.digest} is {size} bytes, over the {limit}-byte limit"
-                )
+                raise ImageError(self.subject, f"{what} {desc.digest} is {size} bytes, over the {limit}-byte limit")
             data = p.read_bytes()
         except FileNotFoundError:
             raise ImageError(self.subject, f"{what} {desc.digest} is missing from the layout") from None
@@ -107,11 +105,7 @@ def handles_from_store(
     doc = parse_manifest(data, top.media_type or None, subject)
     picks: list[tuple[Descriptor, str | None]]
     if isinstance(doc, Index):
-        chosen = (
-            image_platforms(doc)
-            if options.all_platforms
-            else [select_platform(doc, options.platform, subject)]
-        )
+        chosen = image_platforms(doc) if options.all_platforms else [select_platform(doc, options.platform, subject)]
         if not chosen:
             raise ImageError(subject, "the index lists no image manifests")
         picks = [(d, top.digest) for d in chosen]
@@ -165,9 +159,7 @@ class OCILayoutSource(ImageSource):
             matches = [d for d in index.manifests if d.annotations.get(REF_NAME) == self.ref.tag]
             if not matches:
                 tags = sorted({d.annotations.get(REF_NAME, "") for d in index.manifests} - {""})
-                raise ImageError(
-                    subject, f"tag {self.ref.tag!r} not found (tags: {', '.join(tags) or 'none'})"
-                )
+                raise ImageError(subject, f"tag {self.ref.tag!r} not found (tags: {', '.join(tags) or 'none'})")
             top = matches[0]
         elif len(index.manifests) == 1:
             top = index.manifests[0]
@@ -175,8 +167,7 @@ class OCILayoutSource(ImageSource):
             tags = sorted({d.annotations.get(REF_NAME, "") for d in index.manifests} - {""})
             raise ImageError(
                 subject,
-                f"the layout holds {len(index.manifests)} images; name one with :TAG "
-                f"({', '.join(tags) or 'no tags'})",
+                f"the layout holds {len(index.manifests)} images; name one with :TAG ({', '.join(tags) or 'no tags'})",
             )
         store = BlobStore(root, subject)
         base = ImageInfo(reference=subject, source="oci", tag=self.ref.tag or top.annotations.get(REF_NAME))
