@@ -103,6 +103,12 @@ def _parse_size(text: str) -> int:
     show_default=True,
     help="Cap on decompressed bytes per image (decompression bombs).",
 )
+@click.option(
+    "--executables",
+    "list_executables",
+    is_flag=True,
+    help="Include the executable-file inventory (path, size, mode, sha256) in JSON output.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 def scan(
     image: str,
@@ -116,6 +122,7 @@ def scan(
     insecure_registry: bool,
     docker_config: str | None,
     max_image_bytes: str,
+    list_executables: bool,
     debug: bool,
 ) -> None:
     """Inventory the packages of IMAGE.
@@ -146,7 +153,7 @@ def scan(
             results = _scan_with_progress(req, err)
         else:
             results = run_scan(req)
-        _emit(results, fmt, output)
+        _emit(results, fmt, output, list_executables)
 
 
 def _scan_with_progress(req: ScanRequest, console: Console) -> list[ScanResult]:
@@ -176,11 +183,11 @@ def _scan_with_progress(req: ScanRequest, console: Console) -> list[ScanResult]:
         return run_scan(req, progress=step, on_resolved=resolved)
 
 
-def _emit(results: list[ScanResult], fmt: str, output: Path | None) -> None:
+def _emit(results: list[ScanResult], fmt: str, output: Path | None, list_executables: bool) -> None:
     if fmt == "json":
         from shared.report.jsonout import render
 
-        text = render(results)
+        text = render(results, executables=list_executables)
     elif fmt == "cyclonedx":
         from shared.report.cyclonedx import render as render_cdx
 

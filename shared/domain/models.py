@@ -53,6 +53,18 @@ class Package(_Model):
     layer_index: int | None = Field(default=None, description="0-based index of that layer.")
 
 
+class Executable(_Model):
+    """A file of the final image view that can be executed (an execute bit, or ELF)."""
+
+    path: str
+    size: int
+    mode: int = Field(description="Permission bits, e.g. 493 for 0o755.")
+    sha256: str = Field(description="Hex sha256 of the content.")
+    elf: bool = Field(default=False, description="Starts with the ELF magic.")
+    layer_index: int | None = None
+    layer_diff_id: str | None = None
+
+
 class LayerInfo(_Model):
     index: int
     digest: str | None = Field(default=None, description="Digest of the layer blob as stored.")
@@ -98,6 +110,9 @@ class ScanResult(_Model):
     os: OSInfo | None = None
     packages: list[Package] = Field(default_factory=list)
     analyzers: dict[str, int] = Field(default_factory=dict, description="Analyzer name -> version used.")
+    executables: list[Executable] | None = Field(
+        default=None, description="Executable files of the final view; present with --executables."
+    )
     warnings: list[ScanWarning] = Field(default_factory=list)
 
 

@@ -13,17 +13,20 @@ file still lists it.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import stat
 import tarfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import BinaryIO
 
-from shared.domain.models import OSInfo, Package, ScanWarning
+from shared.domain.models import Executable, OSInfo, Package, ScanWarning
 from shared.scanning.analyzers.base import AnalysisResult, Analyzer, FileInput
 from shared.scanning.errors import ImageError
+from shared.scanning.streams import Readable
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -46,7 +49,8 @@ class Entry:
     size: int
     mode: int
     linkname: str
-    read: Callable[[int], bytes]
+    #: Opens the content for reading, once, front to back.
+    open: Callable[[], Readable]
 
 
 Warn = Callable[[ScanWarning], None]
@@ -83,16 +87,30 @@ def iter_tar(stream: BinaryIO, where: str, subject: str) -> Iterator[Entry]:
         else:
             kind = EntryKind.OTHER
 
-        def read(n: int, _ti: tarfile.TarInfo = ti) -> bytes:
+        def open_member(_ti: tarfile.TarInfo = ti) -> Readable:
             f = tf.extractfile(_ti)
-            if f is None:
-                return b""
-            try:
-                return f.read(n)
-            except (tarfile.TarError, EOFError, OSError) as exc:
-                raise ImageError(subject, f"{where}: truncated or corrupt tar at {_ti.name!r} ({exc})") from None
+            return _Guarded(f, subject, f"{where}: truncated or corrupt tar at {_ti.name!r}")
 
-        yield Entry(ti.name, kind, ti.size, ti.mode, ti.linkname, read)
+        yield Entry(ti.name, kind, ti.size, ti.mode, ti.linkname, open_member)
+
+
+class _Guarded:
+    """Turns read errors of a tar member into an ImageError naming the layer and entry."""
+
+    __slots__ = ("_f", "_subject", "_what")
+
+    def __init__(self, f: Readable | None, subject: str, what: str) -> None:
+        self._f = f
+        self._subject = subject
+        self._what = what
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self._f is None:
+            return b""
+        try:
+            return self._f.read(n)
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            raise ImageError(self._subject, f"{self._what} ({exc})") from None
 
 
 def normalise(name: str) -> tuple[str | None, str | None]:
@@ -136,17 +154,35 @@ class _Version:
     result: AnalysisResult
 
 
+ELF_MAGIC = b"\x7fELF"
+HASH_CHUNK = 1 << 20
+
+
 @dataclass
 class EngineOutput:
     os: OSInfo | None
     packages: list[Package]
-    warnings: list[ScanWarning] = field(default_factory=list)
+    executables: list[Executable] = field(default_factory=list)
 
 
 class LayerEngine:
-    def __init__(self, analyzers: Iterable[Analyzer], warn: Warn) -> None:
+    """Builds the final view of an image from its layers, lowest first.
+
+    With ``executables`` on, every regular file of the final view that has an
+    execute bit or starts with the ELF magic is recorded with its size, mode,
+    sha256 and layer: runtime drift detection compares what a container runs
+    against this list. Analyzers with ``executables = True`` (Go and Rust
+    binaries) also get the content of every ELF file.
+    """
+
+    def __init__(self, analyzers: Iterable[Analyzer], warn: Warn, *, executables: bool = True) -> None:
         self._analyzers = list(analyzers)
         self._warn = warn
+        self._collect_exec = executables
+        self._binary_analyzers = [a for a in self._analyzers if a.executables]
+        self._peek = executables or bool(self._binary_analyzers)
+        # path -> executable record, for files still present in the view
+        self._exec: dict[str, Executable] = {}
         self._exact: dict[str, list[Analyzer]] = {}
         self._prefix_analyzers = [a for a in self._analyzers if a.prefixes]
         self._suffix_analyzers = [a for a in self._analyzers if a.suffixes]
@@ -180,6 +216,7 @@ class LayerEngine:
         whiteouts: list[str] = []
         opaque: list[str] = []
         versions = self._versions
+        execs = self._exec
         for e in entries:
             path, problem = normalise(e.name)
             if path is None:
@@ -226,31 +263,72 @@ class LayerEngine:
                     )
                 if path in versions:
                     self._drop_from(path, index)  # the file was replaced by a link
-                if e.kind is EntryKind.HARDLINK and target is not None and self.wanted(path):
-                    self._hardlink(path, target, index, label, diff_id)
+                execs.pop(path, None)
+                if e.kind is EntryKind.HARDLINK and target is not None:
+                    src = execs.get(target)
+                    if src is not None and src.layer_index == index:
+                        execs[path] = src.model_copy(update={"path": path})
+                    if self.wanted(path):
+                        self._hardlink(path, target, index, label, diff_id)
                 continue
 
             if e.kind is not EntryKind.FILE:
                 if path in versions:
                     self._drop_from(path, index)
+                execs.pop(path, None)
                 continue
 
             wants = self.wanted(path)
-            if not wants:
+            exec_bits = e.mode & 0o111
+            if not wants and not self._peek:
                 continue
-            cap = max(a.max_file_size for a in wants)
-            if e.size > cap:
-                self._warn(
-                    ScanWarning(
-                        code="file-too-large",
-                        message=f"{label}: {path} is {e.size} bytes, over the {cap}-byte cap; not analysed",
-                        layer_diff_id=diff_id,
-                        path=path,
+            f = e.open()
+            head = b""
+            is_elf = False
+            if self._peek:
+                head = f.read(4)
+                is_elf = head == ELF_MAGIC
+                if is_elf and self._binary_analyzers:
+                    wants = wants + [a for a in self._binary_analyzers if a not in wants]
+            is_exec = self._collect_exec and (bool(exec_bits) or is_elf)
+            if not is_exec:
+                execs.pop(path, None)
+            if not wants and not is_exec:
+                continue
+
+            content: bytes | None = None
+            if wants:
+                cap = max(a.max_file_size for a in wants)
+                if e.size > cap:
+                    self._warn(
+                        ScanWarning(
+                            code="file-too-large",
+                            message=f"{label}: {path} is {e.size} bytes, over the {cap}-byte cap; not analysed",
+                            layer_diff_id=diff_id,
+                            path=path,
+                        )
                     )
+                else:
+                    content = head + f.read(cap - len(head)) if cap > len(head) else head[:cap]
+            if is_exec:
+                if content is not None:
+                    digest = hashlib.sha256(content).hexdigest()
+                else:
+                    h = hashlib.sha256(head)
+                    while chunk := f.read(HASH_CHUNK):
+                        h.update(chunk)
+                    digest = h.hexdigest()
+                execs[path] = Executable(
+                    path=path,
+                    size=e.size,
+                    mode=stat.S_IMODE(e.mode),
+                    sha256=digest,
+                    elf=is_elf,
+                    layer_index=index,
+                    layer_diff_id=diff_id,
                 )
-                continue
-            content = e.read(cap)
-            self._analyze(path, content, e.mode, index, diff_id, wants, label)
+            if content is not None:
+                self._analyze(path, content, e.mode, index, diff_id, wants, label)
 
         # Whiteouts hide what lower layers had; they never hide this layer's files.
         for gone in whiteouts:
@@ -322,6 +400,9 @@ class LayerEngine:
 
     def _delete_tree(self, root: str, below: int, keep_dir: bool = False) -> None:
         prefix = root + "/" if root else ""
+        for p in [p for p in self._exec if (not keep_dir and p == root) or p.startswith(prefix)]:
+            if (self._exec[p].layer_index or 0) < below:
+                del self._exec[p]
         for p in list(self._versions):
             if (not keep_dir and p == root) or p.startswith(prefix):
                 slot = self._versions[p]
@@ -345,7 +426,8 @@ class LayerEngine:
                     os_info, os_prio = last.result.os, last.result.os_priority
                 if last.result.packages:
                     packages.extend(_attribute(versions))
-        return EngineOutput(os=os_info, packages=packages)
+        executables = [self._exec[p] for p in sorted(self._exec)]
+        return EngineOutput(os=os_info, packages=packages, executables=executables)
 
 
 def _key(p: Package) -> tuple[str, str, str | None]:

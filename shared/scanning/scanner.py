@@ -132,6 +132,7 @@ def scan_handle(
         os=os_info,
         packages=packages,
         analyzers={a.name: a.version for a in analyzers},
+        executables=out.executables,
         warnings=warnings,
     )
 

@@ -60,6 +60,8 @@ class Analyzer:
     suffixes: ClassVar[tuple[str, ...]] = ()
     #: Files larger than this are not read; a warning says so.
     max_file_size: ClassVar[int] = DEFAULT_MAX_FILE_SIZE
+    #: Also hand this analyzer every ELF file, wherever it is (Go, Rust binaries).
+    executables: ClassVar[bool] = False
 
     def required(self, path: str) -> bool:
         """Fine check for prefix and suffix matches (exact paths skip it)."""

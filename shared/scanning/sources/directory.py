@@ -6,23 +6,28 @@ The walk never follows symlinks and stays on the filesystem it starts on (like
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from shared.domain.models import ImageInfo, ScanWarning
 from shared.scanning.errors import ImageError
 from shared.scanning.layers import Entry, EntryKind
 from shared.scanning.reference import LocalRef
 from shared.scanning.sources.base import ImageHandle, ImageSource, LayerRef, ScanOptions
-from shared.scanning.streams import ByteBudget
+from shared.scanning.streams import ByteBudget, Readable
 
 
 @dataclass
 class DirectoryHandle(ImageHandle):
     root: Path = field(default_factory=Path)
+
+    def _opener(self, path: str, rel: str) -> Callable[[], Readable]:
+        return lambda: _LazyFile(path, rel, self)
 
     def layer_entries(self, layer: LayerRef, budget: ByteBudget) -> Iterator[Entry]:
         root = str(self.root)
@@ -61,27 +66,43 @@ class DirectoryHandle(ImageHandle):
                         continue
                     yield Entry(rel, EntryKind.SYMLINK, 0, mode, target, _no_read)
                 elif stat.S_ISREG(mode):
-                    yield Entry(rel, EntryKind.FILE, st.st_size, mode, "", _file_reader(d.path, rel, self))
+                    yield Entry(rel, EntryKind.FILE, st.st_size, mode, "", self._opener(d.path, rel))
                 else:
                     yield Entry(rel, EntryKind.OTHER, 0, mode, "", _no_read)
 
 
-def _no_read(n: int) -> bytes:
-    return b""
+def _no_read() -> Readable:
+    return io.BytesIO(b"")
 
 
-def _file_reader(path: str, rel: str, handle: DirectoryHandle) -> Callable[[int], bytes]:
-    def read(n: int) -> bytes:
+class _LazyFile:
+    """Opens a file on first read; a file that cannot be read reads as empty, with a warning."""
+
+    def __init__(self, path: str, rel: str, handle: DirectoryHandle) -> None:
+        self._path, self._rel, self._handle = path, rel, handle
+        self._f: BinaryIO | None = None
+        self._failed = False
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self._failed:
+            return b""
         try:
-            with open(path, "rb") as f:
-                return f.read(n)
+            if self._f is None:
+                self._f = open(self._path, "rb")
+            data = self._f.read(n)
         except OSError as exc:
-            handle.warnings.append(
-                ScanWarning(code="unreadable", message=f"cannot read {rel}: {exc.strerror}", path=rel)
+            self._failed = True
+            self._handle.warnings.append(
+                ScanWarning(code="unreadable", message=f"cannot read {self._rel}: {exc.strerror}", path=self._rel)
             )
             return b""
+        if not data:
+            self._f.close()
+        return data
 
-    return read
+    def __del__(self) -> None:
+        if self._f is not None:
+            self._f.close()
 
 
 class DirectorySource(ImageSource):
