@@ -95,14 +95,73 @@ DISTROS: dict[str, Distro] = {
 OS_PACKAGE_PURL_TYPES: dict[str, str] = {"dpkg": "deb", "apk": "apk", "rpm": "rpm"}
 
 
+@dataclass(frozen=True)
+class Language:
+    """How one language ecosystem names packages: purl type and OSV ecosystem."""
+
+    purl_type: str
+    osv_ecosystem: str
+
+
+# Package type (what language analyzers put in Package.type) -> naming.
+LANGUAGES: dict[str, Language] = {
+    "python": Language("pypi", "PyPI"),
+    "npm": Language("npm", "npm"),
+    "golang": Language("golang", "Go"),
+    "maven": Language("maven", "Maven"),
+    "gem": Language("gem", "RubyGems"),
+    "composer": Language("composer", "Packagist"),
+    "cargo": Language("cargo", "crates.io"),
+    "nuget": Language("nuget", "NuGet"),
+}
+
+
 def osv_ecosystem(package_type: str, os: OSInfo | None) -> str | None:
-    """The OSV ecosystem of an OS package, or None when the OS is unknown."""
+    """The OSV ecosystem of a package, or None when it cannot be named (an OS package of an unknown OS)."""
+    lang = LANGUAGES.get(package_type)
+    if lang is not None:
+        return lang.osv_ecosystem
     if package_type in OS_PACKAGE_PURL_TYPES:
         if os is None:
             return None
         distro = DISTROS.get(os.family)
         return distro.osv_ecosystem(os) if distro else None
     return None
+
+
+def pep503(name: str) -> str:
+    """PEP 503 normalised name: lowercase, runs of '-', '_' and '.' become one '-'."""
+    out = []
+    prev_sep = False
+    for ch in name.lower():
+        if ch in "-_.":
+            if not prev_sep:
+                out.append("-")
+            prev_sep = True
+        else:
+            out.append(ch)
+            prev_sep = False
+    return "".join(out)
+
+
+def language_purl(package_type: str, name: str, version: str | None) -> str:
+    """A purl for a language package, namespaced the way the purl spec says for each type.
+
+    Names are given as the ecosystem writes them: ``@scope/name`` (npm),
+    ``group:artifact`` (Maven), ``vendor/name`` (Composer), a module path (Go).
+    """
+    lang = LANGUAGES[package_type]
+    namespace: str | None = None
+    n = name
+    if lang.purl_type == "npm" and n.startswith("@") and "/" in n:
+        namespace, n = n.split("/", 1)
+    elif lang.purl_type == "maven" and ":" in n:
+        namespace, n = n.split(":", 1)
+    elif lang.purl_type in ("composer", "golang") and "/" in n:
+        namespace, n = n.rsplit("/", 1)
+    elif lang.purl_type == "pypi":
+        n = pep503(n)
+    return PackageURL(type=lang.purl_type, namespace=namespace, name=n, version=version or None).to_string()
 
 
 def os_purl(

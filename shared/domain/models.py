@@ -49,6 +49,7 @@ class Package(_Model):
     ecosystem: str | None = Field(default=None, description="OSV ecosystem, e.g. 'Debian:12', 'Alpine:v3.19'.")
     purl: str = Field(description="Package URL per the purl specification.")
     found_in: str = Field(description="The database or manifest file the package was read from.")
+    dev: bool = Field(default=False, description="A development-only dependency (left out of matching by default).")
     layer_diff_id: str | None = Field(default=None, description="diff_id of the layer that introduced it.")
     layer_index: int | None = Field(default=None, description="0-based index of that layer.")
 

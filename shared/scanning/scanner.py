@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared import __version__
 from shared.domain.models import LayerInfo, Package, ScanResult, ScanWarning, ToolInfo
-from shared.ecosystems import OS_PACKAGE_PURL_TYPES, os_purl, osv_ecosystem
+from shared.ecosystems import LANGUAGES, OS_PACKAGE_PURL_TYPES, language_purl, os_purl, osv_ecosystem
 from shared.scanning import reference
 from shared.scanning.analyzers.all import enabled_analyzers
+from shared.scanning.analyzers.base import Analyzer
 from shared.scanning.layers import LayerEngine
 from shared.scanning.sources.base import ImageHandle, ImageSource, LayerRef, ScanOptions
 from shared.scanning.streams import ByteBudget
@@ -67,6 +68,7 @@ def scan(
     now: Callable[[], datetime] | None = None,
     progress: Progress | None = None,
     on_resolved: Callable[[list[ImageHandle]], None] | None = None,
+    analyzers: Sequence[Analyzer] | None = None,
 ) -> list[ScanResult]:
     """Scan every image the request resolves to (one, or one per platform)."""
     source = open_source(req)
@@ -76,7 +78,7 @@ def scan(
     results = []
     try:
         for h in handles:
-            results.append(scan_handle(h, req.options, now=now, progress=progress))
+            results.append(scan_handle(h, req.options, now=now, progress=progress, analyzers=analyzers))
     finally:
         for h in handles:
             h.close()
@@ -88,9 +90,12 @@ def scan_handle(
     options: ScanOptions,
     now: Callable[[], datetime] | None = None,
     progress: Progress | None = None,
+    analyzers: Sequence[Analyzer] | None = None,
 ) -> ScanResult:
+    """Scan one resolved image. ``analyzers`` defaults to every enabled one."""
     warnings: list[ScanWarning] = list(handle.warnings)
-    analyzers = enabled_analyzers()
+    scope = "dir" if handle.info.source == "dir" else "image"
+    analyzers = list(analyzers) if analyzers is not None else enabled_analyzers(scope)
     engine = LayerEngine(analyzers, warnings.append)
     budget = ByteBudget(options.max_image_bytes, handle.info.reference)
     for lay in handle.layers:
@@ -155,4 +160,11 @@ def _name_package(p: Package, os_info: object) -> Package:
             quals["upstream"] = p.source_rpm
         purl = os_purl(p.type, osi, p.name, version, p.arch, epoch=p.epoch, extra_qualifiers=quals)
         return p.model_copy(update={"purl": purl, "ecosystem": osv_ecosystem(p.type, osi)})
+    if p.type in LANGUAGES:
+        return p.model_copy(
+            update={
+                "purl": p.purl or language_purl(p.type, p.name, p.version),
+                "ecosystem": p.ecosystem or osv_ecosystem(p.type, osi),
+            }
+        )
     return p

@@ -62,6 +62,10 @@ class Analyzer:
     max_file_size: ClassVar[int] = DEFAULT_MAX_FILE_SIZE
     #: Also hand this analyzer every ELF file, wherever it is (Go, Rust binaries).
     executables: ClassVar[bool] = False
+    #: Which scans run it: "image" (registry, oci, docker-archive) and/or "dir".
+    #: Lock files describe what a build *would* install, so their analyzers run
+    #: on source trees (dir:) only; images are inventoried from what is installed.
+    scopes: ClassVar[frozenset[str]] = frozenset({"image", "dir"})
 
     def required(self, path: str) -> bool:
         """Fine check for prefix and suffix matches (exact paths skip it)."""
