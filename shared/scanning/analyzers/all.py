@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from shared.scanning.analyzers import (  # noqa: F401 - importing registers them
     apk,
+    dotnet,
     dpkg,
+    java,
     os_release,
     rpm,
 )
