@@ -12,6 +12,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.domain.findings import Finding
+
 SCHEMA_VERSION = "1"
 
 
@@ -98,6 +100,13 @@ class ScanWarning(_Model):
     path: str | None = None
 
 
+class VulnDBInfo(_Model):
+    path: str
+    schema_version: int
+    newest_modified: str | None = None
+    advisories: int = 0
+
+
 class ToolInfo(_Model):
     name: str = "hullwatch"
     version: str
@@ -114,6 +123,10 @@ class ScanResult(_Model):
     executables: list[Executable] | None = Field(
         default=None, description="Executable files of the final view; present with --executables."
     )
+    findings: list[Finding] | None = Field(
+        default=None, description="Vulnerabilities, highest priority first; absent when no database was used."
+    )
+    vulnerability_db: VulnDBInfo | None = None
     warnings: list[ScanWarning] = Field(default_factory=list)
 
 
