@@ -95,7 +95,10 @@ def scan_handle(
     """Scan one resolved image. ``analyzers`` defaults to every enabled one."""
     warnings: list[ScanWarning] = list(handle.warnings)
     scope = "dir" if handle.info.source == "dir" else "image"
-    analyzers = list(analyzers) if analyzers is not None else enabled_analyzers(scope)
+    if analyzers is None:
+        analyzers = enabled_analyzers(scope)
+    else:  # an explicit list still honours scopes: lock files are never read in images
+        analyzers = [a for a in analyzers if scope in a.scopes]
     engine = LayerEngine(analyzers, warnings.append)
     budget = ByteBudget(options.max_image_bytes, handle.info.reference)
     for lay in handle.layers:
