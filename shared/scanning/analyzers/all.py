@@ -9,6 +9,7 @@ from shared.scanning.analyzers import (
     dotnet,
     dpkg,
     java,
+    npm,
     os_release,
     php,
     python,
@@ -17,7 +18,7 @@ from shared.scanning.analyzers import (
 )
 from shared.scanning.analyzers.base import Analyzer, registered
 
-ENABLED: tuple[ModuleType, ...] = (apk, dotnet, dpkg, java, os_release, php, python, rpm, ruby)
+ENABLED: tuple[ModuleType, ...] = (apk, dotnet, dpkg, java, npm, os_release, php, python, rpm, ruby)
 _ENABLED_MODULES = frozenset(m.__name__ for m in ENABLED)
 
 
