@@ -97,3 +97,18 @@ ensure_bsddb3() {
       || echo "note: bsddb3 did not build; the Berkeley DB rpm tests will say so" >&2
   fi
 }
+
+# Test inputs from the npm registry (esbuild's Go binary, the SARIF schema), pinned in package-lock.json.
+ensure_node_modules() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "note: npm not found; tests that read npm packages will say so" >&2
+    return 0
+  fi
+  local stamp="$HERE/node_modules/.hullwatch-lock-sha"
+  local want
+  want="$(sha256sum "$HERE/package-lock.json" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    (cd "$HERE" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$want" > "$stamp"
+  fi
+}

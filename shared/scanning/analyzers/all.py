@@ -1,25 +1,28 @@
-"""The enabled analyzers: one import line each. Adding a format is one module and one line here."""
+"""The enabled analyzers: one line each. Adding a format is one module and one line here."""
 
 from __future__ import annotations
 
-from types import ModuleType
+import importlib
 
-from shared.scanning.analyzers import (
-    apk,
-    dotnet,
-    dpkg,
-    java,
-    npm,
-    os_release,
-    php,
-    python,
-    rpm,
-    ruby,
-)
 from shared.scanning.analyzers.base import Analyzer, registered
 
-ENABLED: tuple[ModuleType, ...] = (apk, dotnet, dpkg, java, npm, os_release, php, python, rpm, ruby)
-_ENABLED_MODULES = frozenset(m.__name__ for m in ENABLED)
+ENABLED_MODULES: tuple[str, ...] = (
+    "apk",
+    "dotnet",
+    "dpkg",
+    "golang",
+    "java",
+    "npm",
+    "os_release",
+    "php",
+    "python",
+    "rpm",
+    "ruby",
+    "rust",
+)
+_ENABLED_MODULES = frozenset(f"shared.scanning.analyzers.{m}" for m in ENABLED_MODULES)
+for _module in sorted(_ENABLED_MODULES):
+    importlib.import_module(_module)  # importing a module registers its analyzers
 
 
 def enabled_analyzers(scope: str | None = None) -> list[Analyzer]:
