@@ -19,16 +19,17 @@ from rich.console import Console
 
 from shared import __version__
 from shared.domain.models import ScanResult
-from shared.errors import HullwatchError, InputError
+from shared.errors import HullwatchError, InputError, UsageError
 from shared.scanning.manifest import Platform
 from shared.scanning.scanner import ScanRequest
 from shared.scanning.sources.base import ImageHandle, LayerRef
+from shared.vulndb.service import MatchOptions
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_INPUT = 2
 
-FORMATS = ("table", "json", "cyclonedx")
+FORMATS = ("table", "json", "cyclonedx", "sarif")
 
 
 def _fail(message: str, code: int) -> None:
@@ -104,6 +105,37 @@ def _parse_size(text: str) -> int:
     help="Cap on decompressed bytes per image (decompression bombs).",
 )
 @click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="HULLWATCH_DB",
+    help="Vulnerability database (default: the user's cache directory; HULLWATCH_DB).",
+)
+@click.option("--no-vulns", is_flag=True, help="Inventory only: do not match vulnerabilities.")
+@click.option("--ignore-unfixed", is_flag=True, help="Hide vulnerabilities that have no fix yet.")
+@click.option("--include-dev", is_flag=True, help="Also match development-only dependencies.")
+@click.option("--severity", "severities", help="Show only these severities, e.g. HIGH,CRITICAL.")
+@click.option("--policy", type=click.Path(dir_okay=False, path_type=Path), help="Exemptions policy (YAML).")
+@click.option(
+    "--vex",
+    "vex_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="OpenVEX document(s); not_affected and fixed statements suppress.",
+)
+@click.option(
+    "--exit-code",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Exit with this code when a shown, unsuppressed vulnerability reaches --fail-on.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["LOW", "MEDIUM", "HIGH", "CRITICAL"], case_sensitive=False),
+    help="Severity that trips --exit-code (default: any).",
+)
+@click.option(
     "--executables",
     "list_executables",
     is_flag=True,
@@ -122,6 +154,15 @@ def scan(
     insecure_registry: bool,
     docker_config: str | None,
     max_image_bytes: str,
+    db_path: Path | None,
+    no_vulns: bool,
+    ignore_unfixed: bool,
+    include_dev: bool,
+    severities: str | None,
+    policy: Path | None,
+    vex_files: tuple[Path, ...],
+    exit_code: int,
+    fail_on: str | None,
     list_executables: bool,
     debug: bool,
 ) -> None:
@@ -148,12 +189,67 @@ def scan(
             insecure_registry=insecure_registry,
             docker_config=docker_config,
         )
+        match = _match_options(db_path, no_vulns, ignore_unfixed, include_dev, severities, policy, vex_files, image)
         err = Console(stderr=True)
         if err.is_terminal and not os.environ.get("CI"):
             results = _scan_with_progress(req, err)
         else:
             results = run_scan(req)
+        if match is not None:
+            from shared.vulndb.service import assess
+
+            path, options = match
+            results = assess(results, path, options)
+        elif not no_vulns:
+            click.echo(
+                "hullwatch: note: no vulnerability database yet (hullwatch db update, or hullwatch db import); "
+                "showing the inventory only",
+                err=True,
+            )
         _emit(results, fmt, output, list_executables)
+        if exit_code and match is not None:
+            from shared.vulndb.service import gate
+
+            if gate(results, fail_on.upper() if fail_on else None):
+                sys.exit(exit_code)
+
+
+def _match_options(
+    db_path: Path | None,
+    no_vulns: bool,
+    ignore_unfixed: bool,
+    include_dev: bool,
+    severities: str | None,
+    policy: Path | None,
+    vex_files: tuple[Path, ...],
+    image: str,
+) -> tuple[Path, MatchOptions] | None:
+    """Where the database is and how to match, or None to skip matching."""
+    from shared.findings.exemptions import load_policy, load_vex
+    from shared.vulndb import db
+    from shared.vulndb.service import MatchOptions
+
+    if no_vulns:
+        return None
+    path = db_path or db.default_path()
+    if not path.exists():
+        if db_path is not None:
+            raise InputError(
+                str(path), "no vulnerability database here: run 'hullwatch db import' or 'hullwatch db update'"
+            )
+        return None
+    sev = None
+    if severities:
+        names = {s.strip().upper() for s in severities.split(",") if s.strip()}
+        bad = names - {"UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"}
+        if bad:
+            raise UsageError("--severity", f"unknown severities {sorted(bad)} (UNKNOWN, LOW, MEDIUM, HIGH, CRITICAL)")
+        sev = frozenset(names)
+    exemptions = load_policy(policy) if policy else []
+    vex = [st for f in vex_files for st in load_vex(f)]
+    return path, MatchOptions(
+        ignore_unfixed=ignore_unfixed, include_dev=include_dev, severities=sev, exemptions=exemptions, vex=vex
+    )
 
 
 def _scan_with_progress(req: ScanRequest, console: Console) -> list[ScanResult]:
@@ -192,6 +288,10 @@ def _emit(results: list[ScanResult], fmt: str, output: Path | None, list_executa
         from shared.report.cyclonedx import render as render_cdx
 
         text = render_cdx(results)
+    elif fmt == "sarif":
+        from shared.report.sarif import render as render_sarif
+
+        text = render_sarif(results)
     else:
         from shared.report.table import print_tables
 
@@ -208,6 +308,87 @@ def _emit(results: list[ScanResult], fmt: str, output: Path | None, list_executa
             output.write_text(text)
         except OSError as exc:
             raise InputError(str(output), f"cannot write the report: {exc.strerror}") from None
+
+
+@cli.group()
+def db() -> None:
+    """The local vulnerability database (OSV, CISA KEV, EPSS)."""
+
+
+_DB_OPTION = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="HULLWATCH_DB",
+    help="Database file (default: the user's cache directory; HULLWATCH_DB).",
+)
+
+
+@db.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_DB_OPTION
+@click.option("--debug", is_flag=True)
+def db_import(paths: tuple[Path, ...], db_path: Path | None, debug: bool) -> None:
+    """Import OSV records (JSON, YAML, directories, all.zip), a KEV catalogue (JSON) or EPSS scores (CSV)."""
+    from shared.vulndb import db as vdb
+    from shared.vulndb.importer import import_paths
+
+    with _errors(debug):
+        path = db_path or vdb.default_path()
+        stats = import_paths(path, list(paths))
+        for w in stats.warnings:
+            click.echo(f"hullwatch: warning: {w}", err=True)
+        click.echo(
+            f"{path}: {stats.written} records written, {stats.unchanged} unchanged, {stats.withdrawn} withdrawn, "
+            f"{stats.kev} KEV entries, {stats.epss} EPSS scores from {stats.files} files"
+        )
+
+
+@db.command("update")
+@_DB_OPTION
+@click.option("--ecosystem", "ecosystems", multiple=True, help="OSV ecosystem to fetch (repeatable).")
+@click.option("--base-url", envvar="HULLWATCH_OSV_BASE_URL", help="Where the per-ecosystem all.zip files live.")
+@click.option("--debug", is_flag=True)
+def db_update(db_path: Path | None, ecosystems: tuple[str, ...], base_url: str | None, debug: bool) -> None:
+    """Download OSV's per-ecosystem exports (conditional requests) and import them."""
+    from shared.vulndb import db as vdb
+    from shared.vulndb.update import update
+
+    with _errors(debug):
+        path = db_path or vdb.default_path()
+        res = update(path, ecosystems or None, base_url)
+        written = res.stats.written if res.stats else 0
+        click.echo(
+            f"{path}: fetched {', '.join(res.fetched) or 'nothing'}; unchanged {', '.join(res.unchanged) or 'none'}; "
+            f"{written} records written"
+        )
+
+
+@db.command("info")
+@_DB_OPTION
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--debug", is_flag=True)
+def db_info(db_path: Path | None, fmt: str, debug: bool) -> None:
+    """Counts per ecosystem, the newest record, the schema version."""
+    import json as _json
+
+    from shared.vulndb import db as vdb
+
+    with _errors(debug):
+        info = vdb.info(db_path or vdb.default_path())
+        if fmt == "json":
+            click.echo(_json.dumps(info, indent=2))
+            return
+        click.echo(f"database:        {info['path']}")
+        click.echo(f"schema version:  {info['schema_version']}")
+        click.echo(f"advisories:      {info['advisories']} ({info['withdrawn']} withdrawn)")
+        click.echo(f"newest modified: {info['newest_modified']}")
+        click.echo(f"KEV entries:     {info['kev_entries']}")
+        click.echo(f"EPSS scores:     {info['epss_scores']}")
+        ecos = info["ecosystems"]
+        assert isinstance(ecos, dict)
+        for eco, n in ecos.items():
+            click.echo(f"  {eco:<40} {n}")
 
 
 def main() -> None:

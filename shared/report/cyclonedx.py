@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from cyclonedx.model import HashAlgorithm, HashType, Property
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
@@ -66,7 +68,84 @@ def build_bom(result: ScanResult) -> Bom:
         pkg_components.append(c)
     if os_ref is not None and pkg_components:
         bom.register_dependency(os_ref, pkg_components)
+    if result.findings is not None:
+        _add_vulnerabilities(bom, result, {p.purl: c for p, c in zip(result.packages, pkg_components, strict=True)})
     return bom
+
+
+_CDX_SEVERITY = {
+    "CRITICAL": "critical",
+    "HIGH": "high",
+    "MEDIUM": "medium",
+    "LOW": "low",
+    "UNKNOWN": "unknown",
+}
+
+
+def _add_vulnerabilities(bom: Bom, result: ScanResult, by_purl: dict[str, Component]) -> None:
+    from cyclonedx.model import XsUri
+    from cyclonedx.model.impact_analysis import ImpactAnalysisJustification, ImpactAnalysisState
+    from cyclonedx.model.vulnerability import (
+        BomTarget,
+        BomTargetVersionRange,
+        Vulnerability,
+        VulnerabilityAdvisory,
+        VulnerabilityAnalysis,
+        VulnerabilityRating,
+        VulnerabilityReference,
+        VulnerabilityScoreSource,
+        VulnerabilitySeverity,
+        VulnerabilitySource,
+    )
+
+    _ = ImpactAnalysisJustification
+    for f in result.findings or []:
+        comp = by_purl.get(f.package_purl)
+        if comp is None:
+            continue
+        ratings = []
+        for c in f.cvss:
+            method = (
+                VulnerabilityScoreSource.CVSS_V4
+                if c.version == "4.0"
+                else (VulnerabilityScoreSource.CVSS_V3_1 if c.version == "3.1" else VulnerabilityScoreSource.CVSS_V3)
+            )
+            ratings.append(
+                VulnerabilityRating(
+                    score=Decimal(str(c.base_score)),
+                    severity=VulnerabilitySeverity(_CDX_SEVERITY[f.severity]),
+                    method=method,
+                    vector=c.vector,
+                )
+            )
+        if not ratings:
+            ratings.append(VulnerabilityRating(severity=VulnerabilitySeverity(_CDX_SEVERITY[f.severity])))
+        analysis = None
+        if f.suppressed is not None:
+            state = ImpactAnalysisState.NOT_AFFECTED if f.suppressed.kind == "vex" else ImpactAnalysisState.EXPLOITABLE
+            if f.suppressed.kind == "exemption":
+                state = ImpactAnalysisState.IN_TRIAGE
+            analysis = VulnerabilityAnalysis(state=state, detail=f"{f.suppressed.reason} ({f.suppressed.source})")
+        v = Vulnerability(
+            bom_ref=f"vuln:{f.id}:{comp.bom_ref.value}",
+            id=f.id,
+            source=VulnerabilitySource(name="OSV", url=XsUri(f"https://osv.dev/vulnerability/{f.advisories[0]}")),
+            references=[VulnerabilityReference(id=a, source=VulnerabilitySource(name="OSV")) for a in f.aliases],
+            ratings=ratings,
+            description=f.summary or None,
+            recommendation=(
+                f"Upgrade {f.package_name} to {', '.join(f.fixed_versions)}" if f.fixed_versions else "No fix yet"
+            ),
+            advisories=[VulnerabilityAdvisory(url=XsUri(r)) for r in f.references[:20] if r.startswith("http")],
+            affects=[
+                BomTarget(
+                    ref=str(comp.bom_ref.value),
+                    versions=[BomTargetVersionRange(version=f.installed_version)],
+                )
+            ],
+            analysis=analysis,
+        )
+        bom.vulnerabilities.add(v)
 
 
 def render(results: list[ScanResult]) -> str:

@@ -1,0 +1,1 @@
+"""Findings beyond matching: exemptions, VEX, and (later) fingerprints and lifecycle."""

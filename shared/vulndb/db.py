@@ -1,0 +1,176 @@
+"""The local vulnerability database: one SQLite file with a schema version.
+
+Tables:
+- ``advisories``: one row per OSV record (id, modified, withdrawn, summary, severity, aliases, references).
+- ``affected``: one row per (advisory, ecosystem, normalised package name), with the OSV ranges and
+  explicit versions as compact JSON; indexed by (ecosystem, name), the matcher's only lookup.
+- ``aliases``: alias -> advisory id, so findings merge by CVE.
+- ``kev``: CISA Known Exploited Vulnerabilities; ``epss``: EPSS score and percentile per CVE.
+- ``sources``: what ``db update`` fetched (ETag, Last-Modified) for conditional requests.
+- ``meta``: schema version and bookkeeping.
+
+Writers never modify the file in place: :func:`writable_copy` copies it next to
+itself, the import happens there, and :func:`swap` replaces the original only
+on success, so a corrupt or truncated input leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from shared.vulndb.errors import VulnDBError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS advisories (
+    id TEXT PRIMARY KEY,
+    modified TEXT NOT NULL,
+    published TEXT,
+    withdrawn TEXT,
+    summary TEXT NOT NULL DEFAULT '',
+    severity TEXT NOT NULL DEFAULT '[]',
+    db_severity TEXT,
+    aliases TEXT NOT NULL DEFAULT '[]',
+    refs TEXT NOT NULL DEFAULT '[]',
+    source TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS affected (
+    advisory_id TEXT NOT NULL,
+    ecosystem TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ranges TEXT NOT NULL DEFAULT '[]',
+    versions TEXT NOT NULL DEFAULT '[]',
+    severity TEXT,
+    binaries TEXT
+);
+CREATE INDEX IF NOT EXISTS affected_lookup ON affected (ecosystem, name);
+CREATE INDEX IF NOT EXISTS affected_advisory ON affected (advisory_id);
+CREATE TABLE IF NOT EXISTS aliases (alias TEXT NOT NULL, advisory_id TEXT NOT NULL, PRIMARY KEY (alias, advisory_id))
+    WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS aliases_by_advisory ON aliases (advisory_id);
+CREATE TABLE IF NOT EXISTS kev (
+    cve TEXT PRIMARY KEY, date_added TEXT, due_date TEXT, ransomware TEXT, name TEXT
+);
+CREATE TABLE IF NOT EXISTS epss (cve TEXT PRIMARY KEY, score REAL NOT NULL, percentile REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    name TEXT PRIMARY KEY, etag TEXT, last_modified TEXT, fetched_at TEXT, records INTEGER
+);
+"""
+
+
+def default_path() -> Path:
+    """$HULLWATCH_DB, else the user's cache directory (XDG_CACHE_HOME or ~/.cache)/hullwatch/vulndb.sqlite."""
+    env = os.environ.get("HULLWATCH_DB")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "hullwatch" / "vulndb.sqlite"
+
+
+def _check(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise VulnDBError(str(path), f"not a hullwatch vulnerability database ({exc})") from None
+    if row is None:
+        raise VulnDBError(str(path), "not a hullwatch vulnerability database (no schema version)")
+    if int(row[0]) != SCHEMA_VERSION:
+        raise VulnDBError(
+            str(path), f"schema version {row[0]}, this hullwatch reads {SCHEMA_VERSION}: re-import or update it"
+        )
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """Open an existing database for matching. Errors name the file and what is wrong."""
+    if not path.exists():
+        raise VulnDBError(
+            str(path), "no vulnerability database here: run 'hullwatch db import' or 'hullwatch db update'"
+        )
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        conn.execute("PRAGMA query_only = ON")
+        _check(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise VulnDBError(str(path), f"unreadable database file ({exc})") from None
+    return conn
+
+
+def initialise(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+        (str(SCHEMA_VERSION),),
+    )
+
+
+@contextmanager
+def writable_copy(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to a copy of the database; the copy replaces the original only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".importing", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if path.exists():
+            src = open_readonly(path)  # refuses a corrupt or foreign file before we build on it
+            try:
+                dst = sqlite3.connect(tmp)
+                src.backup(dst)
+                dst.close()
+            finally:
+                src.close()
+        conn = sqlite3.connect(tmp, isolation_level=None)  # explicit BEGIN/COMMIT below
+        try:
+            conn.execute("PRAGMA journal_mode = OFF")  # the copy is throwaway until swapped in
+            conn.execute("PRAGMA synchronous = OFF")
+            initialise(conn)
+            conn.execute("BEGIN")
+            yield conn
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode = DELETE")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("ANALYZE")
+        finally:
+            conn.close()
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def info(path: Path) -> dict[str, object]:
+    """What ``hullwatch db info`` prints."""
+    conn = open_readonly(path)
+    try:
+        per_eco = dict(
+            conn.execute(
+                "SELECT ecosystem, count(DISTINCT advisory_id) FROM affected GROUP BY ecosystem ORDER BY ecosystem"
+            ).fetchall()
+        )
+        newest, total = conn.execute("SELECT max(modified), count(*) FROM advisories").fetchone()
+        withdrawn = conn.execute("SELECT count(*) FROM advisories WHERE withdrawn IS NOT NULL").fetchone()[0]
+        kev = conn.execute("SELECT count(*) FROM kev").fetchone()[0]
+        epss = conn.execute("SELECT count(*) FROM epss").fetchone()[0]
+        sources = conn.execute("SELECT name, etag, last_modified, fetched_at FROM sources ORDER BY name").fetchall()
+    finally:
+        conn.close()
+    return {
+        "path": str(path),
+        "schema_version": SCHEMA_VERSION,
+        "advisories": total,
+        "withdrawn": withdrawn,
+        "newest_modified": newest,
+        "ecosystems": per_eco,
+        "kev_entries": kev,
+        "epss_scores": epss,
+        "sources": [{"name": n, "etag": e, "last_modified": lm, "fetched_at": f} for n, e, lm, f in sources],
+    }

@@ -1,0 +1,112 @@
+"""Severity, exploitability and the one priority number findings are sorted by.
+
+Severity: the highest CVSS base score among the advisories' vectors, v4 preferred
+over v3 when both exist (computed with the maintained ``cvss`` library, never by
+hand); without a vector, the distribution's or GHSA's own rating.
+
+Priority (higher first), one integer so every report and store sorts alike::
+
+    priority = 1000 * kev            # exploited in the wild (CISA KEV) beats everything
+             +  100 * severity       # CRITICAL 4, HIGH 3, MEDIUM 2, LOW 1, UNKNOWN 0
+             +   50 * running        # the image runs in a cluster (when cluster inventory says so)
+             +   20 * fixable        # a fix exists: the user can act now
+             +   round(50 * epss)    # EPSS probability of exploitation in 30 days, 0..1
+
+So a KEV-listed, fixable critical in a running image (1000+400+50+20+epss) comes
+first; a critical without KEV (at most 400+50+20+50 = 520) never outranks any
+KEV entry; and within a severity, EPSS orders what attackers are likelier to use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cvss import CVSS3, CVSS4
+from cvss.exceptions import CVSSError
+
+from shared.domain.findings import CVSSScore, Severity
+
+
+@dataclass(frozen=True)
+class SeverityInput:
+    advisory_id: str
+    severity: list[dict[str, str]]  # OSV "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/..."}]
+    db_severity: str | None  # database_specific.severity (GHSA: "HIGH")
+    affected_severity: str | None  # ecosystem_specific / database_specific of the affected entry
+
+
+@dataclass
+class Assessment:
+    severity: Severity
+    source: str
+    cvss: list[CVSSScore] = field(default_factory=list)
+
+
+def _rating(score: float) -> Severity:
+    if score >= 9.0:
+        return Severity.CRITICAL
+    if score >= 7.0:
+        return Severity.HIGH
+    if score >= 4.0:
+        return Severity.MEDIUM
+    if score > 0.0:
+        return Severity.LOW
+    return Severity.UNKNOWN
+
+
+def parse_vector(kind: str, vector: str) -> CVSSScore | None:
+    try:
+        if kind == "CVSS_V4" or vector.startswith("CVSS:4.0/"):
+            c4 = CVSS4(vector)
+            return CVSSScore(version="4.0", vector=vector, base_score=float(c4.base_score))
+        if kind == "CVSS_V3" or vector.startswith("CVSS:3."):
+            c3 = CVSS3(vector)
+            version = vector.split("/", 1)[0].split(":", 1)[1]
+            return CVSSScore(version=version, vector=vector, base_score=float(c3.base_score))
+    except (CVSSError, ValueError, KeyError, IndexError):
+        return None
+    return None
+
+
+def assess(inputs: Sequence[SeverityInput]) -> Assessment:
+    scores: list[CVSSScore] = []
+    for inp in inputs:
+        for s in inp.severity:
+            parsed = parse_vector(s.get("type", ""), s.get("score", ""))
+            if parsed is not None:
+                scores.append(parsed.model_copy(update={"source": inp.advisory_id}))
+    v4 = [s for s in scores if s.version == "4.0"]
+    v3 = [s for s in scores if s.version.startswith("3")]
+    for group, label in ((v4, "cvss-v4"), (v3, "cvss-v3")):
+        if group:
+            best = max(group, key=lambda s: s.base_score)
+            return Assessment(_rating(best.base_score), f"{label} ({best.source})", scores)
+    words = [
+        (Severity.parse(inp.affected_severity or inp.db_severity), inp)
+        for inp in inputs
+        if inp.affected_severity or inp.db_severity
+    ]
+    words = [w for w in words if w[0] is not Severity.UNKNOWN]
+    # OSV records of distributions put their own rating in severity[] with a non-CVSS type ("Ubuntu").
+    for inp in inputs:
+        for s in inp.severity:
+            if not s.get("type", "").startswith("CVSS"):
+                sev = Severity.parse(s.get("score"))
+                if sev is not Severity.UNKNOWN:
+                    words.append((sev, inp))
+    if words:
+        sev, inp = max(words, key=lambda w: w[0])
+        return Assessment(sev, f"rating ({inp.advisory_id})", scores)
+    return Assessment(Severity.UNKNOWN, "", scores)
+
+
+def priority(severity: Severity, kev: bool, epss: float | None, fixable: bool, running: bool = False) -> int:
+    """The documented priority (module docstring)."""
+    return (
+        1000 * int(kev)
+        + 100 * int(severity)
+        + 50 * int(running)
+        + 20 * int(fixable)
+        + round(50 * max(0.0, min(1.0, epss or 0.0)))
+    )
