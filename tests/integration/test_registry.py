@@ -80,7 +80,7 @@ def read_layers(handle: ImageHandle) -> list[tuple[str | None, list[tuple[str, s
     budget = ByteBudget(1 << 30, handle.info.reference)
     for lay in handle.layers:
         entries = [
-            (e.name, e.kind.value, e.read(e.size) if e.kind is EntryKind.FILE else b"")
+            (e.name, e.kind.value, e.open().read(e.size) if e.kind is EntryKind.FILE else b"")
             for e in handle.layer_entries(lay, budget)
         ]
         out.append((lay.diff_id, entries))
