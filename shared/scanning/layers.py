@@ -181,6 +181,7 @@ class LayerEngine:
         self._collect_exec = executables
         self._binary_analyzers = [a for a in self._analyzers if a.executables]
         self._peek = executables or bool(self._binary_analyzers)
+        self._binary_cap = max((a.max_file_size for a in self._binary_analyzers), default=0)
         # path -> executable record, for files still present in the view
         self._exec: dict[str, Executable] = {}
         self._exact: dict[str, list[Analyzer]] = {}
@@ -283,33 +284,39 @@ class LayerEngine:
             if not wants and not self._peek:
                 continue
             f = e.open()
+            content: bytes | None = None
             head = b""
-            is_elf = False
-            if self._peek:
+            binary = bool(self._binary_analyzers)
+            # A file that will be read whole anyway (an analyzer asked for it, or it is executable and the
+            # binary analyzers may want it) is read in one go: no separate peek, no second copy.
+            cap = max(
+                [a.max_file_size for a in wants] + ([self._binary_cap] if exec_bits and binary else []), default=0
+            )
+            if cap and e.size <= cap:
+                content = f.read(cap)
+                head = content[:4]
+            elif self._peek:
                 head = f.read(4)
-                is_elf = head == ELF_MAGIC
-                if is_elf and self._binary_analyzers:
-                    wants = wants + [a for a in self._binary_analyzers if a not in wants]
+            is_elf = head == ELF_MAGIC
+            if is_elf and binary:
+                extra = [a for a in self._binary_analyzers if a not in wants and e.size <= a.max_file_size]
+                if extra:
+                    if content is None:  # an ELF without execute bits (a shared library)
+                        content = head + f.read(self._binary_cap - len(head))
+                    wants = wants + extra
             is_exec = self._collect_exec and (bool(exec_bits) or is_elf)
             if not is_exec:
                 execs.pop(path, None)
-            if not wants and not is_exec:
-                continue
-
-            content: bytes | None = None
-            if wants:
-                cap = max(a.max_file_size for a in wants)
-                if e.size > cap:
-                    self._warn(
-                        ScanWarning(
-                            code="file-too-large",
-                            message=f"{label}: {path} is {e.size} bytes, over the {cap}-byte cap; not analysed",
-                            layer_diff_id=diff_id,
-                            path=path,
-                        )
+            if wants and (content is None or any(len(content) > a.max_file_size for a in wants)):
+                too_big = min(a.max_file_size for a in wants)
+                self._warn(
+                    ScanWarning(
+                        code="file-too-large",
+                        message=f"{label}: {path} is {e.size} bytes, over the {too_big}-byte cap; not analysed",
+                        layer_diff_id=diff_id,
+                        path=path,
                     )
-                else:
-                    content = head + f.read(cap - len(head)) if cap > len(head) else head[:cap]
+                )
             if is_exec:
                 if content is not None:
                     digest = hashlib.sha256(content).hexdigest()
@@ -327,8 +334,10 @@ class LayerEngine:
                     layer_index=index,
                     layer_diff_id=diff_id,
                 )
-            if content is not None:
-                self._analyze(path, content, e.mode, index, diff_id, wants, label)
+            if content is not None and wants:
+                fits = [a for a in wants if len(content) <= a.max_file_size]
+                if fits:
+                    self._analyze(path, content, e.mode, index, diff_id, fits, label)
 
         # Whiteouts hide what lower layers had; they never hide this layer's files.
         for gone in whiteouts:
