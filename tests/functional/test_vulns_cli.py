@@ -226,3 +226,10 @@ def test_db_cli_import_and_info(tmp_path: Path) -> None:
     bad.write_text('{"id": "X", "modified": ')
     r = run_cli(["db", "import", str(bad), "--db", str(dbp)], tmp_path / "s")
     assert r.code == 2 and str(bad) in r.stderr and "not valid JSON" in r.stderr
+
+
+def test_severity_filter(env: dict[str, Path]) -> None:
+    fs = findings(scan(env, "-f", "json", "--severity", "CRITICAL"))
+    assert [(f["id"], f["severity"]) for f in fs] == [("CVE-2023-45853", "CRITICAL")]
+    bad = scan(env, "--severity", "SEVERE", sandbox="s2")
+    assert bad.code == 2 and "unknown severities ['SEVERE']" in bad.stderr
