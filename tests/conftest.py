@@ -43,3 +43,10 @@ def require_module(name: str, hint: str) -> None:
         if UNDER_CI:
             pytest.fail(message + " - required under CI", pytrace=False)
         pytest.skip(message)
+
+
+def unavailable(message: str) -> None:
+    """A reference tool or input is missing: fail under CI (never a silent skip there), skip elsewhere."""
+    if UNDER_CI:
+        pytest.fail(message + " - required under CI", pytrace=False)
+    pytest.skip(message)

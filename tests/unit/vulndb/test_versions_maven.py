@@ -11,6 +11,7 @@ import pytest
 
 from shared.vulndb.versions import InvalidVersion, compare, parse_ok
 from shared.vulndb.versions.maven import parse_items
+from tests.conftest import unavailable
 
 # maven-artifact ComparableVersionTest (Maven 3.9.x): VERSIONS_QUALIFIER and
 # VERSIONS_NUMBER, each strictly ascending.
@@ -267,11 +268,11 @@ def test_empty_or_spaced_versions_are_refused(version: str) -> None:
 
 def _maven_artifact_jar() -> Path:
     if shutil.which("java") is None:
-        pytest.skip("java is not installed (maven-artifact is the reference)")
+        unavailable("java is not installed (maven-artifact is the reference)")
     repo = Path.home() / ".m2" / "repository" / "org" / "apache" / "maven" / "maven-artifact"
     jars = sorted(repo.glob("3.9.*/maven-artifact-3.9.*.jar"))
     if not jars:
-        pytest.skip("no maven-artifact 3.9.x jar in the local Maven repository")
+        unavailable("no maven-artifact 3.9.x jar in the local Maven repository")
     return jars[-1]
 
 

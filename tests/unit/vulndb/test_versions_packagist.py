@@ -12,6 +12,7 @@ import pytest
 
 from shared.vulndb.versions import InvalidVersion, compare, parse_ok
 from shared.vulndb.versions.packagist import normalize
+from tests.conftest import unavailable
 
 # composer/semver tests/VersionParserTest.php, successfulNormalizedVersions:
 # input, then Composer's normalised form.
@@ -154,7 +155,7 @@ def test_agrees_with_composer(tmp_path: Path) -> None:
     """Generated versions against composer/semver's VersionParser and PHP's version_compare."""
     php = shutil.which("php")
     if php is None or not COMPOSER_AUTOLOAD.is_file():
-        pytest.skip("php and composer/semver (Debian's composer package) are the reference and are not installed")
+        unavailable("php and composer/semver (Debian's composer package) are the reference and are not installed")
     rng = random.Random(8)
     suffixes = [
         "",

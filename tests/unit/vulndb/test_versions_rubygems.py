@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from shared.vulndb.versions import InvalidVersion, compare, parse_ok
+from tests.conftest import unavailable
 
 # RubyGems test/rubygems/test_gem_version.rb, test_spaceship and friends:
 # (a, b, expected a <=> b).
@@ -67,7 +68,7 @@ def test_agrees_with_gem_version() -> None:
     """Generated versions and pairs against Ruby's own Gem::Version."""
     ruby = shutil.which("ruby")
     if ruby is None:
-        pytest.skip("ruby is not installed (Gem::Version is the reference)")
+        unavailable("ruby is not installed (Gem::Version is the reference)")
     rng = random.Random(33)
     atoms = ["0", "1", "2", "10", "00", "a", "b", "pre", "rc", "A", "Z", "beta", "alpha1", "1a", "x"]
 

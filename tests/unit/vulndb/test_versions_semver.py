@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from shared.vulndb.versions import InvalidVersion, compare, parse_ok
+from tests.conftest import unavailable
 
 # semver.org 2.0.0, section 11: "Example: 1.0.0-alpha < 1.0.0-alpha.1 <
 # 1.0.0-alpha.beta < 1.0.0-beta < 1.0.0-beta.2 < 1.0.0-beta.11 < 1.0.0-rc.1 <
@@ -107,11 +108,11 @@ def test_numeric_identifiers_sort_numerically_and_below_alphanumerics() -> None:
 def _npm_semver() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("node and npm are not installed (npm ships the semver package used as the reference)")
+        unavailable("node and npm are not installed (npm ships the semver package used as the reference)")
     root = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, check=True, timeout=60).stdout.strip()
     module = Path(root) / "npm" / "node_modules" / "semver"
     if not module.is_dir():
-        pytest.skip("npm's bundled semver package was not found")
+        unavailable("npm's bundled semver package was not found")
     return module
 
 
