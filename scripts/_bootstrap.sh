@@ -60,7 +60,7 @@ merge() {
 }
 
 # Debian packages for the real-service tests: registries, rpm tooling, Go.
-SYSTEM_PACKAGES=(docker-registry apache2-utils rpm libdb5.3-dev build-essential golang-go libcommons-lang3-java libslf4j-java ruby ruby-rack python3-six php-cli php-composer-semver)
+SYSTEM_PACKAGES=(docker-registry skopeo apache2-utils rpm libdb5.3-dev build-essential golang-go libcommons-lang3-java libslf4j-java ruby ruby-rack python3-six php-cli php-composer-semver)
 
 missing_system_packages() {
   local missing=()
