@@ -391,6 +391,71 @@ def db_info(db_path: Path | None, fmt: str, debug: bool) -> None:
             click.echo(f"  {eco:<40} {n}")
 
 
+def _data_dir(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    from shared.vulndb import db as vdb
+
+    return vdb.default_path().parent / "serve"
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", default=8787, show_default=True, type=int)
+@click.option(
+    "--registry",
+    "registries",
+    multiple=True,
+    required=True,
+    help="A registry host events may name (repeatable); every other host is refused.",
+)
+@click.option("--insecure-registry", "insecure", multiple=True, help="Registry reached over plain HTTP (loopback).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Store, inventories, alerts.")
+@_DB_OPTION
+@click.option("--debug", is_flag=True)
+def serve(
+    host: str,
+    port: int,
+    registries: tuple[str, ...],
+    insecure: tuple[str, ...],
+    data_dir: Path | None,
+    db_path: Path | None,
+    debug: bool,
+) -> None:
+    """Run the backend locally: Event Grid and Pub/Sub push endpoints, the scan worker, alerts printed."""
+    from shared.service import local
+    from shared.vulndb import db as vdb
+
+    with _errors(debug):
+        local.serve(host, port, _data_dir(data_dir), list(registries), db_path or vdb.default_path(), list(insecure))
+
+
+@cli.command()
+@click.option("--delta", is_flag=True, help="Only images whose packages have advisories added since last time.")
+@click.option("--since-days", default=30, show_default=True, type=int, help="Images pushed or pulled this recently.")
+@click.option("--registry", "registries", multiple=True, help="Registry hosts the store's images may come from.")
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Where 'hullwatch serve' keeps data."
+)
+@_DB_OPTION
+@click.option("--debug", is_flag=True)
+def rescan(
+    delta: bool, since_days: int, registries: tuple[str, ...], data_dir: Path | None, db_path: Path | None, debug: bool
+) -> None:
+    """Re-match stored inventories against the current vulnerability data (the daily timer's work)."""
+    from shared.service import local
+    from shared.vulndb import db as vdb
+
+    with _errors(debug):
+        local.rescan(  # prints its own summary
+            _data_dir(data_dir),
+            db_path or vdb.default_path(),
+            delta=delta,
+            since_days=since_days,
+            registries=list(registries),
+        )
+
+
 def main() -> None:
     try:
         cli.main(prog_name="hullwatch", standalone_mode=False)

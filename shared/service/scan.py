@@ -1,0 +1,639 @@
+"""The scan worker: one queue message in, inventory and findings persisted, alerts out.
+
+:meth:`ScanService.handle` is what every platform's worker calls (Azure queue
+trigger, Lambda SQS handler, ``hullwatch serve``'s in-process queue):
+
+- **PUSH**: the registry must be in the allowlist (else
+  :class:`~shared.service.errors.RegistryNotAllowed`, before any request);
+  credentials come from the :class:`~shared.service.credentials.CredentialProvider`.
+  *Scan once per digest*: when the event names a digest whose inventory is
+  stored, nothing is requested from the registry at all; otherwise the
+  manifest (and config) are resolved, and if that digest is known the stored
+  inventory is reused (no layer is downloaded). Only a new digest is pulled and
+  inventoried; its inventory (the ScanResult JSON) goes to the blob store,
+  referenced from the image record (never inline: Cosmos items are capped at 2 MB).
+- **DELETE**: the repository's references are removed from the image; when none
+  remain the image is marked deleted and all its findings are resolved.
+- **RESCAN**: the stored inventory is re-matched; no registry request.
+
+After every match: the findings lifecycle (:mod:`shared.service.lifecycle`) is
+applied to the stored findings and the changes written in one batch; the image
+summary (severity counts, matched_at, the vulnerability data version) is
+written with an ETag condition; alert rules run on the transitions; alerts are
+stored (create-if-absent) *before* the findings, so a worker that dies in
+between leaves them for the outbox rather than losing them; then they are
+published and marked. A push also refreshes the inverted index
+(``index_packages``) the database-delta rescans use; a RESCAN re-matches the
+same inventory, so its index entries are unchanged and are not rewritten (that
+keeps an unchanged image's rescan at three store requests: read the image,
+read its findings, write the image).
+
+**Analyse once per layer.** Every layer a scan reads is recorded in the layer
+cache under (diff_id, analyzer name/version set) with a per-layer summary in
+the blob store (the packages and executables it introduced). The whole layer
+stack is recorded too: an image whose stack (diff_ids in order) was analysed
+before by the same analyzers has, by construction, the same final filesystem,
+so its inventory is rebuilt from the cache and *no layer is downloaded* (an
+image rebuilt with only a new label or environment variable, or pushed as a
+Docker and as an OCI manifest). Reusing a shared *prefix* of layers (a common
+base image under new application layers) needs the layer engine to export and
+import its per-layer state (the analyzer results per path, whiteouts and the
+executables of each layer) between ``add_layer`` calls; that hook belongs in
+``shared/scanning/layers.py`` and would store its output under the same
+per-layer cache keys (:func:`~shared.stores.fingerprints.layer_cache_key`).
+Until then the per-layer entries are bookkeeping and the stack entry is the reuse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+from shared.domain.findings import Finding
+from shared.domain.models import LayerInfo, ScanResult
+from shared.errors import InputError
+from shared.scanning import reference
+from shared.scanning.analyzers.all import enabled_analyzers
+from shared.scanning.errors import ImageError
+from shared.scanning.manifest import Platform
+from shared.scanning.scanner import scan_handle
+from shared.scanning.sources.base import ImageHandle, ScanOptions
+from shared.scanning.sources.registry import RegistrySource
+from shared.service import alerts as alerting
+from shared.service import lifecycle, rescan
+from shared.service.alerts import DEFAULT_RULES, AlertPublisher, AlertRule, PublishReport
+from shared.service.credentials import Allowlist, CredentialProvider
+from shared.service.errors import Retryable
+from shared.service.messages import Action, ScanMessage, ScanOutcome, Skip
+from shared.stores import fingerprints as fp
+from shared.stores.errors import PreconditionFailed
+from shared.stores.models import AlertRecord, ImageRecord, LayerCacheEntry
+from shared.stores.ports import BlobStore, Store
+from shared.vulndb import db
+from shared.vulndb.matcher import Matcher
+
+log = logging.getLogger("hullwatch.service")
+
+#: Blob key of the database-delta watermark (the newest advisory ``modified`` already rescanned for).
+WATERMARK_KEY = "state/vulndb-watermark.json"
+#: Attempts at a read-modify-write of one image before giving the message back to the platform.
+MAX_ATTEMPTS = 4
+#: Handle warnings that describe the pull rather than the layers (not part of a cached inventory).
+_HANDLE_WARNINGS = frozenset({"platform-mismatch", "foreign-layer-skipped"})
+#: Registry failures worth a platform retry (the rest are the event's fault: acknowledged, not retried).
+_TRANSIENT = ("answered HTTP 5", "rate-limiting", "cannot reach", "timed out", "connection reset", "connection to")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What a deployment configures. Only ``registries`` are ever contacted."""
+
+    registries: Sequence[str]
+    db_path: Path
+    insecure_registries: frozenset[str] = frozenset()  # plain HTTP (loopback or host:port only)
+    rules: Sequence[AlertRule] = DEFAULT_RULES
+    platform: str | None = None  # os/arch[/variant] picked from an index; default linux/amd64
+    include_dev: bool = False
+    last_seen_refresh: timedelta = lifecycle.DEFAULT_LAST_SEEN_REFRESH
+    layer_cache: bool = True
+    max_image_bytes: int = field(default_factory=lambda: ScanOptions().max_image_bytes)
+
+
+@dataclass
+class _Match:
+    findings: list[Finding]
+    keys: set[tuple[str, str]]
+    db_version: str
+
+
+class _VulnDB:
+    """The vulnerability database, opened once and kept warm; reopened when the file is replaced."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sig: tuple[int, int, int] | None = None
+        self._matcher: Matcher | None = None
+        self.version = ""
+        self.newest_modified: str | None = None
+
+    def matcher(self) -> Matcher:
+        try:
+            st = self.path.stat()
+            sig = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            sig = None
+        if self._matcher is None or sig != self._sig:
+            conn = db.open_readonly(self.path)  # raises VulnDBError naming the file
+            if self._matcher is not None:
+                self._matcher.conn.close()
+            newest, count = conn.execute("SELECT max(modified), count(*) FROM advisories").fetchone()
+            self._matcher = Matcher(conn)
+            self._sig = sig
+            self.newest_modified = newest
+            self.version = f"{newest or 'empty'}/{count}"
+        return self._matcher
+
+    def close(self) -> None:
+        if self._matcher is not None:
+            self._matcher.conn.close()
+            self._matcher = None
+
+
+def _reference_of(msg: ScanMessage, digest: str | None) -> str:
+    base = f"{msg.registry}/{msg.repository}"
+    if msg.tag:
+        return f"{base}:{msg.tag}"
+    return f"{base}@{digest or msg.digest}"
+
+
+def _repo_of(ref_text: str) -> str:
+    """registry/repository of a stored reference."""
+    name = ref_text.split("@", 1)[0]
+    head, sep, tail = name.rpartition(":")
+    if sep and "/" not in tail:
+        return head
+    return name
+
+
+def _os_text(result: ScanResult) -> str | None:
+    if result.os is None:
+        return None
+    return f"{result.os.family} {result.os.version_id}".strip()
+
+
+def _retryable(exc: ImageError) -> bool:
+    return any(t in exc.detail for t in _TRANSIENT)
+
+
+class ScanService:
+    """The worker's logic, independent of any platform.
+
+    One instance may serve several threads (a Functions host runs synchronous
+    functions in a thread pool): matching, which shares the warm database
+    connection, is serialised; the store and blob adapters are thread-safe.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        credentials: CredentialProvider,
+        publisher: AlertPublisher,
+        config: ServiceConfig,
+        *,
+        now: Callable[[], datetime] | None = None,
+        session_factory: Callable[[], requests.Session] | None = None,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.credentials = credentials
+        self.publisher = publisher
+        self.config = config
+        self.allowlist = Allowlist(config.registries)
+        self._insecure = frozenset(r.strip().lower() for r in config.insecure_registries)
+        self._now = now or (lambda: datetime.now(UTC))
+        self._session_factory = session_factory
+        self._db = _VulnDB(Path(config.db_path))
+        self._analyzers = enabled_analyzers("image")
+        self._analyzer_versions = {a.name: a.version for a in self._analyzers}
+        self._platform = Platform.parse(config.platform) if config.platform else None
+        self._watermark_checked: str | None = None
+        self._match_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._match_lock:
+            self._db.close()
+
+    # -- the queue message -----------------------------------------------------------------
+
+    def handle(self, msg: ScanMessage) -> ScanOutcome | Skip:
+        """Process one message. Raises InvalidEvent/RegistryNotAllowed (acknowledge, never retry),
+        Retryable (let the platform retry), or another InputError (a bad image: acknowledge)."""
+        if msg.action is Action.RESCAN:
+            return self._rescan(msg)
+        self.allowlist.check(msg.registry, msg.event_id)
+        if msg.action is Action.DELETE:
+            return self._delete(msg)
+        return self._push(msg)
+
+    # -- PUSH ----------------------------------------------------------------------------------
+
+    def _push(self, msg: ScanMessage) -> ScanOutcome:
+        now = self._now()
+        if msg.digest:
+            known = self.store.get_image(msg.digest)
+            result = self._stored_inventory(known)
+            if known is not None and result is not None:
+                log.info("%s: digest %s already inventoried; not pulled again", msg.event_id, msg.digest)
+                return self._persist(msg.digest, result, _reference_of(msg, msg.digest), now, msg=msg, scanned=False)
+        creds = self.credentials.credentials(msg.registry, msg.repository)
+        ref = reference.parse(msg.reference)
+        if not isinstance(ref, reference.RegistryRef):
+            raise InputError(msg.reference, "not a registry reference")
+        source = RegistrySource(
+            ref,
+            username=creds.username if creds else None,
+            password=creds.password if creds else None,
+            insecure=msg.registry.lower() in self._insecure,
+            session=self._session_factory() if self._session_factory else None,
+        )
+        try:
+            handles = source.resolve(ScanOptions(platform=self._platform, max_image_bytes=self.config.max_image_bytes))
+        except ImageError as exc:
+            if _retryable(exc):
+                raise Retryable(exc.subject, exc.detail) from exc
+            raise
+        try:
+            handle = handles[0]
+            digest = handle.info.digest or msg.digest
+            if not digest:
+                raise InputError(msg.reference, "the registry did not give the manifest digest")
+            known = self.store.get_image(digest)
+            result = self._stored_inventory(known)
+            scanned = False
+            if result is None:
+                result, scanned = self._inventory(handle)
+            else:
+                log.info("%s: digest %s already inventoried; no layer pulled", msg.event_id, digest)
+        except ImageError as exc:
+            if _retryable(exc):
+                raise Retryable(exc.subject, exc.detail) from exc
+            raise
+        finally:
+            for h in handles:
+                h.close()
+        return self._persist(digest, result, _reference_of(msg, digest), now, msg=msg, scanned=scanned)
+
+    def ingest(
+        self, result: ScanResult, ref: str, *, event_id: str = "ingest", pushed_at: datetime | None = None
+    ) -> ScanOutcome:
+        """Store an inventory made elsewhere (a CI scan, an SBOM, a benchmark) as if ``ref`` had been pushed.
+
+        ``ref`` is ``registry/repository:tag`` or ``@digest``; the digest is the result's
+        ``image.digest``. The registry must be allowed. Nothing is pulled.
+        """
+        digest = result.image.digest
+        if not digest:
+            raise InputError(ref, "the inventory has no image digest")
+        parsed = reference.parse(ref)
+        if not isinstance(parsed, reference.RegistryRef):
+            raise InputError(ref, "not a registry reference")
+        self.allowlist.check(parsed.registry, event_id)
+        msg = ScanMessage(
+            action=Action.PUSH,
+            registry=parsed.registry,
+            repository=parsed.repository,
+            tag=parsed.tag if not parsed.digest else None,
+            digest=digest,
+            source="local",
+            event_id=event_id,
+            event_time=pushed_at,
+        )
+        clean = result.model_copy(update={"findings": None, "vulnerability_db": None})
+        self.blobs.put(fp.inventory_key(digest), clean.model_dump_json().encode())
+        return self._persist(digest, clean, _reference_of(msg, digest), self._now(), msg=msg, scanned=True)
+
+    def _stored_inventory(self, image: ImageRecord | None) -> ScanResult | None:
+        if image is None or not image.inventory_key:
+            return None
+        data = self.blobs.get(image.inventory_key)
+        if data is None:
+            log.warning("%s: inventory blob %s is missing; pulling again", image.digest, image.inventory_key)
+            return None
+        return ScanResult.model_validate_json(data)
+
+    def _inventory(self, handle: ImageHandle) -> tuple[ScanResult, bool]:
+        """(inventory, scanned): from the layer-stack cache if this stack was analysed before, else a scan."""
+        diff_ids = [lay.diff_id for lay in handle.layers]
+        stack_ok = (
+            self.config.layer_cache
+            and bool(diff_ids)
+            and all(diff_ids)
+            and not any(w.code == "foreign-layer-skipped" for w in handle.warnings)
+        )
+        chain_key = fp.layer_chain_key([d for d in diff_ids if d], self._analyzer_versions) if stack_ok else None
+        if chain_key is not None:
+            entry = self.store.get_layer_cache(chain_key)
+            data = self.blobs.get(entry.result_key) if entry is not None else None
+            if data is not None:
+                cached = ScanResult.model_validate_json(data)
+                log.info("%s: layer stack analysed before; no layer downloaded", handle.info.reference)
+                return self._rebuilt(cached, handle), False
+        result = scan_handle(
+            handle,
+            ScanOptions(platform=self._platform, max_image_bytes=self.config.max_image_bytes),
+            now=self._now,
+            analyzers=self._analyzers,
+        )
+        result = result.model_copy(update={"findings": None, "vulnerability_db": None})
+        digest = result.image.digest or ""
+        inv_key = fp.inventory_key(digest)
+        self.blobs.put(inv_key, result.model_dump_json().encode())
+        if self.config.layer_cache:
+            self._record_layers(result)
+            if chain_key is not None and not any(w.code == "foreign-layer-skipped" for w in result.warnings):
+                top = diff_ids[-1] or ""
+                self.store.put_layer_cache(
+                    LayerCacheEntry(key=chain_key, diff_id=top, result_key=inv_key, created_at=self._now())
+                )
+        return result, True
+
+    def _rebuilt(self, cached: ScanResult, handle: ImageHandle) -> ScanResult:
+        info = handle.info.model_copy(
+            update={
+                "layers": [
+                    LayerInfo(
+                        index=lay.index,
+                        digest=lay.digest,
+                        diff_id=lay.diff_id,
+                        media_type=lay.media_type,
+                        size=lay.size,
+                        created_by=lay.created_by,
+                    )
+                    for lay in handle.layers
+                ]
+            }
+        )
+        warnings = [w for w in cached.warnings if w.code not in _HANDLE_WARNINGS] + list(handle.warnings)
+        result = cached.model_copy(
+            update={
+                "image": info,
+                "scanned_at": self._now(),
+                "warnings": warnings,
+                "findings": None,
+                "vulnerability_db": None,
+            }
+        )
+        self.blobs.put(fp.inventory_key(info.digest or ""), result.model_dump_json().encode())
+        return result
+
+    def _record_layers(self, result: ScanResult) -> None:
+        for lay in result.image.layers:
+            if not lay.diff_id:
+                continue
+            key = fp.layer_cache_key(lay.diff_id, self._analyzer_versions)
+            if self.store.get_layer_cache(key) is not None:
+                continue
+            summary = {
+                "diff_id": lay.diff_id,
+                "first_seen_in": result.image.digest,
+                "index": lay.index,
+                "analyzers": result.analyzers,
+                "packages": [
+                    p.model_dump(mode="json", exclude_none=True)
+                    for p in result.packages
+                    if p.layer_diff_id == lay.diff_id
+                ],
+                "executables": [
+                    e.model_dump(mode="json", exclude_none=True)
+                    for e in result.executables or []
+                    if e.layer_diff_id == lay.diff_id
+                ],
+            }
+            result_key = fp.layer_result_key(key)
+            self.blobs.put(result_key, json.dumps(summary, sort_keys=True).encode())
+            self.store.put_layer_cache(
+                LayerCacheEntry(key=key, diff_id=lay.diff_id, result_key=result_key, created_at=self._now())
+            )
+
+    # -- DELETE --------------------------------------------------------------------------------
+
+    def _delete(self, msg: ScanMessage) -> ScanOutcome | Skip:
+        if not msg.digest:
+            return Skip(reason=f"{msg.reference}: a deletion without a digest names no image", event_id=msg.event_id)
+        repo = f"{msg.registry}/{msg.repository}"
+        for _ in range(MAX_ATTEMPTS):
+            now = self._now()
+            image = self.store.get_image(msg.digest)
+            if image is None:
+                return Skip(reason=f"{msg.digest}: not a stored image; nothing to resolve", event_id=msg.event_id)
+            remaining = [r for r in image.references if _repo_of(r) != repo]
+            if remaining:
+                try:
+                    self.store.put_image(image.model_copy(update={"references": remaining}), if_match=image.etag)
+                except PreconditionFailed:
+                    continue
+                return ScanOutcome(digest=msg.digest, scanned=False, findings_open=sum(image.severity_counts.values()))
+            stored = self.store.findings_for_image(msg.digest)
+            lc = lifecycle.resolve_all(stored, now)
+            subject = _reference_of(msg, msg.digest)
+            alerts = alerting.evaluate(lc.transitions, subject, now, self.config.rules)
+            created = [a for a in alerts if self.store.create_alert(a)]
+            try:
+                self.store.put_findings(msg.digest, lc.writes)
+                self.store.put_image(
+                    image.model_copy(
+                        update={
+                            "references": [],
+                            "deleted": True,
+                            "running": False,
+                            "severity_counts": lc.severity_counts(),
+                        }
+                    ),
+                    if_match=image.etag,
+                )
+            except PreconditionFailed:
+                continue
+            report = self._publish(created)
+            return ScanOutcome(
+                digest=msg.digest,
+                scanned=False,
+                findings_open=0,
+                findings_resolved=lc.count(lifecycle.RESOLVED),
+                alerts_created=report.created,
+                alerts_published=report.published,
+            )
+        raise Retryable(msg.digest, f"the image changed under us {MAX_ATTEMPTS} times; retry later")
+
+    # -- RESCAN ----------------------------------------------------------------------------------
+
+    def _rescan(self, msg: ScanMessage) -> ScanOutcome | Skip:
+        if not msg.digest:
+            raise InputError(msg.event_id, "a rescan message needs the image digest")
+        image = self.store.get_image(msg.digest)
+        if image is None:
+            return Skip(reason=f"{msg.digest}: not a stored image", event_id=msg.event_id)
+        if image.deleted:
+            return Skip(reason=f"{msg.digest}: deleted; not rescanned", event_id=msg.event_id)
+        result = self._stored_inventory(image)
+        if result is None:
+            return Skip(reason=f"{msg.digest}: no stored inventory; the next push scans it", event_id=msg.event_id)
+        subject = image.references[0] if image.references else msg.digest
+        return self._persist(msg.digest, result, subject, self._now(), image=image, scanned=False)
+
+    # -- match, lifecycle, store, alert ------------------------------------------------------------
+
+    def _match(self, result: ScanResult, *, index_keys: bool) -> _Match:
+        with self._match_lock:
+            matcher = self._db.matcher()
+            self._baseline_watermark()
+            m = matcher.match(result.packages, result.os, include_dev=self.config.include_dev)
+            keys: set[tuple[str, str]] = set()
+            if index_keys:
+                keys = {(eco, name) for p in result.packages for eco, name, _ in matcher.lookup_keys(p, result.os)}
+            version = self._db.version
+        for w in m.warnings:
+            log.debug("%s: %s", result.image.digest, w)
+        return _Match(m.findings, keys, version)
+
+    def _persist(
+        self,
+        digest: str,
+        result: ScanResult,
+        subject: str,
+        now: datetime,
+        *,
+        msg: ScanMessage | None = None,
+        image: ImageRecord | None = None,
+        scanned: bool,
+    ) -> ScanOutcome:
+        matched = self._match(result, index_keys=msg is not None)
+        created: list[AlertRecord] = []
+        for attempt in range(MAX_ATTEMPTS):
+            if image is None or attempt > 0:
+                image = self.store.get_image(digest)
+            stored = self.store.findings_for_image(digest)
+            lc = lifecycle.apply(digest, stored, matched.findings, now, last_seen_refresh=self.config.last_seen_refresh)
+            alerts = alerting.evaluate(lc.transitions, subject, now, self.config.rules)
+            created.extend(a for a in alerts if self.store.create_alert(a))
+            record = self._image_record(digest, image, result, matched, lc, now, msg, subject)
+            try:
+                if lc.writes:
+                    self.store.put_findings(digest, lc.writes)
+                self.store.put_image(record, if_match=image.etag if image is not None else None)
+            except PreconditionFailed:
+                log.info("%s: changed concurrently; re-reading (attempt %d)", digest, attempt + 1)
+                continue
+            break
+        else:
+            raise Retryable(digest, f"the image changed under us {MAX_ATTEMPTS} times; retry later")
+        if msg is not None:  # a push: the inventory (or its reference) is new, index its packages
+            self.store.index_packages(digest, matched.keys)
+        report = self._publish(created)
+        return ScanOutcome(
+            digest=digest,
+            scanned=scanned,
+            findings_open=len(lc.open),
+            findings_new=lc.count(lifecycle.NEW),
+            findings_resolved=lc.count(lifecycle.RESOLVED),
+            alerts_created=report.created,
+            alerts_published=report.published,
+        )
+
+    def _image_record(
+        self,
+        digest: str,
+        image: ImageRecord | None,
+        result: ScanResult,
+        matched: _Match,
+        lc: lifecycle.LifecycleResult,
+        now: datetime,
+        msg: ScanMessage | None,
+        subject: str,
+    ) -> ImageRecord:
+        refs = list(image.references) if image is not None else []
+        update: dict[str, object] = {
+            "severity_counts": lc.severity_counts(),
+            "matched_at": now,
+            "db_version": matched.db_version,
+        }
+        if msg is not None:
+            if subject not in refs:
+                refs.append(subject)
+            pushed = msg.event_time or now
+            if image is not None and image.pushed_at is not None and image.pushed_at > pushed:
+                pushed = image.pushed_at
+            update.update(
+                {
+                    "references": refs,
+                    "pushed_at": pushed,
+                    "deleted": False,
+                    "inventory_key": fp.inventory_key(digest),
+                    "platform": result.image.platform,
+                    "os": _os_text(result),
+                    "package_count": len(result.packages),
+                }
+            )
+            if image is None or image.scanned_at is None:
+                update["scanned_at"] = result.scanned_at
+        if image is None:
+            return ImageRecord.model_validate({"digest": digest, **update})
+        return image.model_copy(update=update)
+
+    def _publish(self, created: Iterable[AlertRecord]) -> PublishReport:
+        report = PublishReport()
+        for a in created:
+            report.created += 1
+            res = alerting.publish_one(self.store, self.publisher, a, self._now)
+            if res.published_at is not None:
+                report.published += 1
+            else:
+                report.failed += 1
+                report.errors.append(f"{a.id}: {res.last_error}")
+                log.warning("alert %s not published (%s); left for the outbox", a.id, res.last_error)
+        return report
+
+    # -- timers ------------------------------------------------------------------------------------
+
+    def publish_pending(self, limit: int = 100) -> PublishReport:
+        """The outbox: publish alerts whose publication failed earlier (attempts and last_error recorded)."""
+        return alerting.publish_pending(self.store, self.publisher, self._now, limit)
+
+    def daily_rescan(self, since_days: int = 30, batch_size: int = rescan.DEFAULT_BATCH) -> Iterator[list[ScanMessage]]:
+        """Batches of RESCAN messages: images pushed, pulled or scanned in the window, plus running ones."""
+        return rescan.daily_batches(self.store, self._now(), since_days, batch_size)
+
+    def delta_rescan(
+        self, changed_keys: Iterable[tuple[str, str]] | None = None, batch_size: int = rescan.DEFAULT_BATCH
+    ) -> Iterator[list[ScanMessage]]:
+        """Batches of RESCAN messages for the images whose packages new vulnerability data names.
+
+        ``changed_keys`` are (ecosystem, normalised name) pairs; when None they are read from the
+        vulnerability database: advisories modified since the stored watermark (and CVEs newly in
+        KEV), and the watermark advances once every batch has been yielded.
+        """
+        if changed_keys is not None:
+            return rescan.delta_batches(self.store, changed_keys, self._now(), batch_size)
+        return self._delta_from_db(batch_size)
+
+    def _delta_from_db(self, batch_size: int) -> Iterator[list[ScanMessage]]:
+        since = self._read_watermark()
+        changed = rescan.changed_advisory_keys(Path(self.config.db_path), since)
+        log.info("vulnerability data since %s: %d advisories changed", since, len(changed.advisories))
+        yield from rescan.delta_batches(self.store, changed.keys, self._now(), batch_size)
+        if changed.watermark is not None:
+            self._write_watermark(changed.watermark)
+
+    def run(self, batches: Iterable[Sequence[ScanMessage]]) -> list[ScanOutcome | Skip]:
+        """Handle messages in this process (``hullwatch rescan`` and tests; platforms enqueue them instead)."""
+        return [self.handle(m) for batch in batches for m in batch]
+
+    # -- the delta watermark ------------------------------------------------------------------------
+
+    def _read_watermark(self) -> str | None:
+        data = self.blobs.get(WATERMARK_KEY)
+        if data is None:
+            return None
+        try:
+            value = json.loads(data).get("modified")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+
+    def _write_watermark(self, modified: str) -> None:
+        self.blobs.put(WATERMARK_KEY, json.dumps({"modified": modified}).encode())
+
+    def _baseline_watermark(self) -> None:
+        """The first time a database is used, its newest advisory becomes the delta baseline."""
+        if self._watermark_checked == self._db.version:
+            return
+        self._watermark_checked = self._db.version
+        if self._read_watermark() is None and self._db.newest_modified:
+            self._write_watermark(self._db.newest_modified)
