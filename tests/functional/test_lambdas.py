@@ -1,0 +1,280 @@
+"""The Lambda handlers with real event payloads against moto server (SQS, DynamoDB for idempotency).
+
+* ``ecr_push``: the EventBridge "ECR Image Action" sample from AWS's documentation; a replayed
+  event enqueues one message (Powertools idempotency on DynamoDB); a forged event is refused.
+* ``scan_worker``: SQS batches as the Lambda poller delivers them (messages sent to and received
+  from the queue, then shaped as the ``aws:sqs`` event); a poison record fails alone.
+* ``daily_rescan``: the EventBridge scheduled event; RESCAN messages reach SQS in batches of ten.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from shared import composition
+from shared.composition import Settings
+from shared.service.messages import Action, ScanMessage
+from shared.stores.models import ImageRecord
+from shared.stores.sqlite import SQLiteStore
+from tests.conftest import require_module
+from tests.support.services import start_moto
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+REGION = "us-east-1"
+TABLE = "hullwatch-idempotency"
+QUEUE = "scan-requests"
+ECR_SAMPLE = json.loads((EVENTS / "ecr-eventbridge-image-push.json").read_text())
+ECR_REGISTRY = "123456789012.dkr.ecr.us-west-2.amazonaws.com"
+SCHEDULED_EVENT = {
+    "version": "0",
+    "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-01-01T02:00:00Z",
+    "region": REGION,
+    "resources": [f"arn:aws:events:{REGION}:123456789012:rule/hullwatch-daily-rescan"],
+    "detail": {},
+}
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "hullwatch-test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:hullwatch-test"
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_module("moto.server", "pip install 'moto[server]'")
+    require_module("aws_lambda_powertools", "pip install -e '.[aws]'")
+    svc = start_moto(tmp_path_factory.mktemp("moto"))
+    env = {
+        "AWS_ENDPOINT_URL": svc.url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_SERVICE_NAME": "hullwatch",
+        "POWERTOOLS_METRICS_NAMESPACE": "hullwatch",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "HULLWATCH_IDEMPOTENCY_TABLE": TABLE,
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            mp.delenv(key, raising=False)
+        try:
+            yield svc.url
+        finally:
+            svc.stop()
+
+
+@dataclass
+class Aws:
+    url: str
+    sqs: Any
+    queue_url: str
+    settings: Settings
+
+    def messages(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while True:
+            got = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not got:
+                return out
+            out.extend(got)
+
+
+@pytest.fixture
+def aws(moto: str, tmp_path: Path) -> Iterator[Aws]:
+    requests.post(f"{moto}/moto-api/reset", timeout=5).raise_for_status()
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
+    settings = Settings(
+        registry_allowlist=(ECR_REGISTRY,),
+        scan_queue_url=queue_url,
+        idempotency_table=TABLE,
+        state_dir=tmp_path / "state",
+        vulndb_path=tmp_path / "vulndb.sqlite",
+        aws_endpoint_url=moto,
+    )
+    composition.reset(settings)
+    try:
+        yield Aws(moto, sqs, queue_url, settings)
+    finally:
+        composition.reset()
+
+
+def handler_module(name: str) -> ModuleType:
+    return importlib.import_module(f"lambdas.{name}.handler")
+
+
+# -- ecr_push --------------------------------------------------------------------------------------------------------
+
+
+def test_ecr_push_enqueues_one_scan_request_however_often_the_event_arrives(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ecr_push = handler_module("ecr_push")
+    first = ecr_push.handler(json.loads(json.dumps(ECR_SAMPLE)), LambdaContext())
+    assert '"ScanRequestsQueued"' in capsys.readouterr().out  # CloudWatch embedded metric format
+    replay = ecr_push.handler(json.loads(json.dumps(ECR_SAMPLE)), LambdaContext())
+    assert first["outcome"] == "queued" and replay == first  # the stored result, not a second send
+    assert '"EventsReplayed"' in capsys.readouterr().out
+    (message,) = aws.messages()
+    msg = ScanMessage.model_validate_json(message["Body"])
+    assert (msg.action, msg.registry, msg.repository, msg.tag, msg.source) == (
+        Action.PUSH,
+        ECR_REGISTRY,
+        "my-repository-name",
+        "latest",
+        "ecr",
+    )
+    assert (msg.event_id, msg.aws_account, msg.aws_region) == (ECR_SAMPLE["id"], "123456789012", "us-west-2")
+    # the idempotency record is keyed by the event id
+    items = boto3.client("dynamodb", region_name=REGION).scan(TableName=TABLE)["Items"]
+    assert len(items) == 1 and items[0]["status"]["S"] == "COMPLETED"
+
+
+def test_ecr_delete_is_enqueued(aws: Aws) -> None:
+    event = json.loads((EVENTS / "ecr-eventbridge-image-delete.json").read_text())
+    assert handler_module("ecr_push").handler(event, LambdaContext())["outcome"] == "queued"
+    (message,) = aws.messages()
+    assert ScanMessage.model_validate_json(message["Body"]).action is Action.DELETE
+
+
+def test_ecr_forged_account_is_refused_and_not_enqueued(aws: Aws) -> None:
+    event = json.loads(json.dumps(ECR_SAMPLE))
+    event["id"] = "forged-0001"
+    event["account"] = "999999999999"
+    result = handler_module("ecr_push").handler(event, LambdaContext())
+    assert result["outcome"] == "refused" and "not a configured registry" in result["reason"]
+    assert aws.messages() == []
+
+
+def test_ecr_failed_push_is_skipped(aws: Aws) -> None:
+    event = json.loads(json.dumps(ECR_SAMPLE))
+    event["id"] = "failed-0001"
+    event["detail"]["result"] = "FAILURE"
+    assert handler_module("ecr_push").handler(event, LambdaContext())["outcome"] == "skipped"
+    assert aws.messages() == []
+
+
+# -- scan_worker ---------------------------------------------------------------------------------------------------
+
+
+def sqs_event(aws: Aws, bodies: list[str]) -> dict[str, Any]:
+    """Send the bodies to the queue and receive them back, shaped as Lambda's SQS poller delivers them."""
+    for body in bodies:
+        aws.sqs.send_message(QueueUrl=aws.queue_url, MessageBody=body)
+    received = aws.messages()
+    assert len(received) == len(bodies)
+    arn = f"arn:aws:sqs:{REGION}:123456789012:{QUEUE}"
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m["Attributes"],
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": REGION,
+            }
+            for m in received
+        ]
+    }
+
+
+def delete_request(event_id: str) -> str:
+    return ScanMessage(
+        action=Action.DELETE,
+        registry=ECR_REGISTRY,
+        repository="my-repository-name",
+        digest="sha256:" + event_id.encode().hex().ljust(64, "0")[:64],
+        source="ecr",
+        event_id=event_id,
+    ).model_dump_json()
+
+
+def test_scan_worker_reports_only_the_poison_record(aws: Aws) -> None:
+    bodies = [delete_request("evt-1"), '{"action": "push", "registry": 42}', delete_request("evt-2")]
+    event = sqs_event(aws, bodies)
+    poison_id = event["Records"][1]["messageId"]
+    result = handler_module("scan_worker").handler(event, LambdaContext())
+    assert result == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
+    (record_file,) = list((aws.settings.blob_dir / "failures" / QUEUE).glob("*.json"))
+    record = json.loads(record_file.read_text())
+    assert record["message_id"] == poison_id and record["attempts"] == 1
+    assert "ValidationError" in record["reason"]
+
+
+def test_scan_worker_refuses_a_forged_registry_alone(aws: Aws) -> None:
+    forged = ScanMessage(
+        action=Action.PUSH,
+        registry="169.254.169.254",
+        repository="latest/meta-data",
+        tag="x",
+        source="ecr",
+        event_id="forged",
+    ).model_dump_json()
+    event = sqs_event(aws, [delete_request("evt-3"), forged])
+    result = handler_module("scan_worker").handler(event, LambdaContext())
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+
+
+def test_scan_worker_whole_batch_success_reports_no_failures(aws: Aws) -> None:
+    event = sqs_event(aws, [delete_request("evt-4"), delete_request("evt-5")])
+    assert handler_module("scan_worker").handler(event, LambdaContext()) == {"batchItemFailures": []}
+
+
+# -- daily_rescan --------------------------------------------------------------------------------------------------
+
+
+def test_daily_rescan_fans_out_in_batches(aws: Aws) -> None:
+    now = datetime.now(UTC)
+    with SQLiteStore(aws.settings.sqlite_file) as store:
+        for i in range(23):
+            digest = f"sha256:{i:064x}"
+            store.put_image(
+                ImageRecord(
+                    digest=digest,
+                    references=[f"{ECR_REGISTRY}/app:{i}"],
+                    inventory_key=f"inventories/{i}.json",
+                    pushed_at=now,
+                )
+            )
+        store.put_image(ImageRecord(digest="sha256:" + "f" * 64, references=[], inventory_key=None, pushed_at=now))
+    result = handler_module("daily_rescan").handler(SCHEDULED_EVENT, LambdaContext())
+    assert result["queued"] == 23
+    msgs = [ScanMessage.model_validate_json(m["Body"]) for m in aws.messages()]
+    assert len(msgs) == 23 and {m.action for m in msgs} == {Action.RESCAN}
+    assert {m.digest for m in msgs} == {f"sha256:{i:064x}" for i in range(23)}
