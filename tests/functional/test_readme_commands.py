@@ -19,7 +19,7 @@ def test_readme_opens_with_the_two_commands() -> None:
     assert (REPO / ".ci" / "run").read_text().strip().endswith("exec bash scripts/test")
 
 
-def test_quickstart_ends_with_a_scan_table() -> None:
+def test_quickstart_shows_a_scan_table_then_a_stored_finding_and_an_alert() -> None:
     env = dict(os.environ, HULLWATCH_VENV=sys.prefix, COLUMNS="160")
     p = subprocess.run(
         [str(REPO / "scripts" / "quickstart")], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
@@ -29,3 +29,8 @@ def test_quickstart_ends_with_a_scan_table() -> None:
     assert "Package" in p.stdout and "Ecosystem" in p.stdout
     assert re.search(r"\d+ packages, 2 layers", p.stdout)
     assert "Traceback" not in p.stderr
+    # then the pipeline: the alert printed by the worker, and the findings read back from the store
+    assert re.search(r"^ALERT hullwatch\.vulnerability\.\w+ .* in urllib3 1\.24\.1", p.stdout, re.M), p.stdout[-2000:]
+    tail = p.stdout.strip().splitlines()
+    stored = next(line for line in tail if line.startswith("stored: image sha256:"))
+    assert int(stored.split(" with ")[1].split()[0]) > 0
