@@ -421,6 +421,56 @@ class LayerEngine:
 
     # -- the final view ---------------------------------------------------------
 
+    # -- state between layers (the layer cache) ----------------------------------
+
+    def export_state(self) -> dict[str, object]:
+        """Everything the engine keeps after the layers read so far, as JSON-able data.
+
+        Restored with :meth:`import_state` into a fresh engine with the same
+        analyzers, the next layer is read exactly as if the earlier layers had
+        just been read: the layer cache stores this under the layers' chain key.
+        """
+        return {
+            "versions": {
+                path: [
+                    {
+                        "layer": v.layer_index,
+                        "diff_id": v.diff_id,
+                        "analyzer": v.analyzer,
+                        "packages": [p.model_dump(mode="json") for p in v.result.packages],
+                        "os": v.result.os.model_dump(mode="json") if v.result.os is not None else None,
+                        "os_priority": v.result.os_priority,
+                    }
+                    for v in slot
+                ]
+                for path, slot in self._versions.items()
+            },
+            "executables": [e.model_dump(mode="json") for e in self._exec.values()],
+        }
+
+    def import_state(self, state: dict[str, object]) -> None:
+        versions = state.get("versions")
+        executables = state.get("executables")
+        if not isinstance(versions, dict) or not isinstance(executables, list):
+            raise ValueError("not a layer-engine state")
+        self._versions = {
+            path: [
+                _Version(
+                    v["layer"],
+                    v["diff_id"],
+                    v["analyzer"],
+                    AnalysisResult(
+                        packages=[Package.model_validate(p) for p in v["packages"]],
+                        os=OSInfo.model_validate(v["os"]) if v["os"] is not None else None,
+                        os_priority=v["os_priority"],
+                    ),
+                )
+                for v in slot
+            ]
+            for path, slot in versions.items()
+        }
+        self._exec = {e["path"]: Executable.model_validate(e) for e in executables}
+
     def finish(self) -> EngineOutput:
         os_info: OSInfo | None = None
         os_prio = -1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from shared import __version__
 from shared.domain.models import LayerInfo, Package, ScanResult, ScanWarning, ToolInfo
@@ -36,6 +38,28 @@ class ScanRequest:
 
 #: Called with (handle, layer) after each layer is read; the CLI draws a progress bar with it.
 Progress = Callable[[ImageHandle, LayerRef], None]
+
+
+class LayerStateCache(Protocol):
+    """Where the engine's state after a layer chain is kept (the backend's layer cache).
+
+    Keys are chain keys (:func:`chain_key`): the same ordered layers analysed by the
+    same analyzers give the same state, so an image whose lower layers were read
+    before (a shared base image) reads and downloads only its own layers.
+    """
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+    def put(self, key: str, state: dict[str, Any]) -> None: ...
+
+
+def chain_key(diff_ids: Sequence[str], analyzers: Mapping[str, int]) -> str:
+    """The cache key of a layer chain (cf. the OCI ChainID) under one analyzer set."""
+    h = hashlib.sha256()
+    for name, version in sorted(analyzers.items()):
+        h.update(f"{name}={version};".encode())
+    for d in diff_ids:
+        h.update(b"|" + d.encode())
+    return "chain:" + h.hexdigest()
 
 
 def open_source(req: ScanRequest) -> ImageSource:
@@ -91,8 +115,14 @@ def scan_handle(
     now: Callable[[], datetime] | None = None,
     progress: Progress | None = None,
     analyzers: Sequence[Analyzer] | None = None,
+    layer_cache: LayerStateCache | None = None,
 ) -> ScanResult:
-    """Scan one resolved image. ``analyzers`` defaults to every enabled one."""
+    """Scan one resolved image. ``analyzers`` defaults to every enabled one.
+
+    With a ``layer_cache``, the deepest chain of lower layers whose state is cached
+    is restored instead of read (those layers are not downloaded), and the state
+    after every layer read is stored for the next image.
+    """
     warnings: list[ScanWarning] = list(handle.warnings)
     scope = "dir" if handle.info.source == "dir" else "image"
     if analyzers is None:
@@ -101,8 +131,33 @@ def scan_handle(
         analyzers = [a for a in analyzers if scope in a.scopes]
     engine = LayerEngine(analyzers, warnings.append)
     budget = ByteBudget(options.max_image_bytes, handle.info.reference)
-    for lay in handle.layers:
+    versions = {a.name: a.version for a in analyzers}
+    keys: list[str] = []
+    if layer_cache is not None and all(lay.diff_id for lay in handle.layers):
+        ids = [lay.diff_id or "" for lay in handle.layers]
+        keys = [chain_key(ids[: i + 1], versions) for i in range(len(ids))]
+    start = 0
+    for i in range(len(keys) - 1, -1, -1):
+        state = layer_cache.get(keys[i]) if layer_cache is not None else None
+        if state is None:
+            continue
+        try:
+            engine.import_state(state)
+            cached_warnings = [ScanWarning.model_validate(w) for w in state.get("warnings", [])]
+        except (ValueError, KeyError, TypeError):  # an unreadable entry is a miss
+            engine = LayerEngine(analyzers, warnings.append)
+            continue
+        warnings.extend(cached_warnings)
+        start = i + 1
+        break
+    for pos in range(start, len(handle.layers)):
+        lay = handle.layers[pos]
         engine.add_layer(lay.index, lay.diff_id, handle.layer_entries(lay, budget), lay.label)
+        if layer_cache is not None and keys:
+            state = engine.export_state()
+            # the engine's warnings so far (the source's own are re-added on every scan)
+            state["warnings"] = [w.model_dump(mode="json") for w in warnings if w not in handle.warnings]
+            layer_cache.put(keys[pos], state)
         if progress is not None:
             progress(handle, lay)
     out = engine.finish()

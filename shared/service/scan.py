@@ -35,13 +35,11 @@ stack is recorded too: an image whose stack (diff_ids in order) was analysed
 before by the same analyzers has, by construction, the same final filesystem,
 so its inventory is rebuilt from the cache and *no layer is downloaded* (an
 image rebuilt with only a new label or environment variable, or pushed as a
-Docker and as an OCI manifest). Reusing a shared *prefix* of layers (a common
-base image under new application layers) needs the layer engine to export and
-import its per-layer state (the analyzer results per path, whiteouts and the
-executables of each layer) between ``add_layer`` calls; that hook belongs in
-``shared/scanning/layers.py`` and would store its output under the same
-per-layer cache keys (:func:`~shared.stores.fingerprints.layer_cache_key`).
-Until then the per-layer entries are bookkeeping and the stack entry is the reuse.
+Docker and as an OCI manifest). A shared *prefix* of layers (a common base
+image under new application layers) is reused too: after each layer the layer
+engine's state is stored under the chain key of the layers so far
+(:class:`BlobLayerStates`), and the next image sharing those lower layers
+restores it and downloads and analyses only its own layers.
 """
 
 from __future__ import annotations
@@ -49,10 +47,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -331,6 +331,7 @@ class ScanService:
             ScanOptions(platform=self._platform, max_image_bytes=self.config.max_image_bytes),
             now=self._now,
             analyzers=self._analyzers,
+            layer_cache=BlobLayerStates(self.store, self.blobs, self._now) if self.config.layer_cache else None,
         )
         result = result.model_copy(update={"findings": None, "vulnerability_db": None})
         digest = result.image.digest or ""
@@ -637,3 +638,26 @@ class ScanService:
         self._watermark_checked = self._db.version
         if self._read_watermark() is None and self._db.newest_modified:
             self._write_watermark(self._db.newest_modified)
+
+
+class BlobLayerStates:
+    """The scanner's layer-state cache on the backend's stores: the entry in the store, the state in blobs."""
+
+    def __init__(self, store: Store, blobs: BlobStore, now: Callable[[], datetime]) -> None:
+        self.store, self.blobs, self._now = store, blobs, now
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        entry = self.store.get_layer_cache(key)
+        data = self.blobs.get(entry.result_key) if entry is not None else None
+        if data is None:
+            return None
+        try:
+            state = json.loads(zlib.decompress(data))
+        except (zlib.error, ValueError):
+            return None
+        return state if isinstance(state, dict) else None
+
+    def put(self, key: str, state: dict[str, Any]) -> None:
+        result_key = "layerstates/" + key.replace(":", "/") + ".json.z"
+        self.blobs.put(result_key, zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 6))
+        self.store.put_layer_cache(LayerCacheEntry(key=key, diff_id="", result_key=result_key, created_at=self._now()))
