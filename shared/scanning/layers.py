@@ -88,10 +88,49 @@ def iter_tar(stream: BinaryIO, where: str, subject: str) -> Iterator[Entry]:
             kind = EntryKind.OTHER
 
         def open_member(_ti: tarfile.TarInfo = ti) -> Readable:
-            f = tf.extractfile(_ti)
-            return _Guarded(f, subject, f"{where}: truncated or corrupt tar at {_ti.name!r}")
+            what = f"{where}: truncated or corrupt tar at {_ti.name!r}"
+            if _ti.sparse is None:
+                return _MemberReader(tf.fileobj, _ti.offset_data, _ti.size, subject, what)
+            return _Guarded(tf.extractfile(_ti), subject, what)  # GNU sparse files need tarfile's own reader
 
         yield Entry(ti.name, kind, ti.size, ti.mode, ti.linkname, open_member)
+
+
+class _MemberReader:
+    """Reads one member's bytes straight from the tar stream.
+
+    ``TarFile.extractfile`` builds a buffered file object per member; for an
+    image of tens of thousands of files, most read for their first four bytes
+    only, that costs more than the reading. The stream is already at the
+    member's data after ``next()``; tarfile skips whatever is left unread.
+    """
+
+    __slots__ = ("_end", "_pos", "_stream", "_subject", "_what")
+
+    def __init__(self, stream: object, start: int, size: int, subject: str, what: str) -> None:
+        self._stream = stream
+        self._pos = start
+        self._end = start + size
+        self._subject = subject
+        self._what = what
+
+    def read(self, n: int = -1, /) -> bytes:
+        remaining = self._end - self._pos
+        if remaining <= 0:
+            return b""
+        if n < 0 or n > remaining:
+            n = remaining
+        stream = self._stream
+        try:
+            if stream.tell() != self._pos:  # type: ignore[attr-defined]
+                stream.seek(self._pos)  # type: ignore[attr-defined]
+            data: bytes = stream.read(n)  # type: ignore[attr-defined]
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            raise ImageError(self._subject, f"{self._what} ({exc})") from None
+        if len(data) < n:
+            raise ImageError(self._subject, f"{self._what} (unexpected end of data)")
+        self._pos += n
+        return data
 
 
 class _Guarded:
