@@ -3,7 +3,9 @@
 Tables:
 - ``advisories``: one row per OSV record (id, modified, withdrawn, summary, severity, aliases, references).
 - ``affected``: one row per (advisory, ecosystem, normalised package name), with the OSV ranges and
-  explicit versions as compact JSON; indexed by (ecosystem, name), the matcher's only lookup.
+  explicit versions as compact JSON; indexed by (ecosystem, name), the matcher's only lookup. Each
+  import appends its rows in that order, so one package's rows share pages. Withdrawn advisories
+  have no rows here; a small partial index of ``advisories`` lists them.
 - ``aliases``: alias -> advisory id, so findings merge by CVE.
 - ``kev``: CISA Known Exploited Vulnerabilities; ``epss``: EPSS score and percentile per CVE.
 - ``sources``: what ``db update`` fetched (ETag, Last-Modified) for conditional requests.
@@ -26,6 +28,8 @@ from pathlib import Path
 from shared.vulndb.errors import VulnDBError
 
 SCHEMA_VERSION = 1
+#: Memory-map up to this much of a database opened for matching (address space, not memory).
+MMAP_BYTES = 2 * 1024**3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,6 +56,7 @@ CREATE TABLE IF NOT EXISTS affected (
 );
 CREATE INDEX IF NOT EXISTS affected_lookup ON affected (ecosystem, name);
 CREATE INDEX IF NOT EXISTS affected_advisory ON affected (advisory_id);
+CREATE INDEX IF NOT EXISTS advisories_withdrawn ON advisories (id) WHERE withdrawn IS NOT NULL;
 CREATE TABLE IF NOT EXISTS aliases (alias TEXT NOT NULL, advisory_id TEXT NOT NULL, PRIMARY KEY (alias, advisory_id))
     WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS aliases_by_advisory ON aliases (advisory_id);
@@ -96,6 +101,9 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         conn.execute("PRAGMA query_only = ON")
+        # Read pages through a memory map rather than one read() each: the matcher's lookups touch
+        # thousands of pages on the first image. Writers replace the file, never rewrite it in place.
+        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         _check(conn, path)
     except sqlite3.DatabaseError as exc:
         raise VulnDBError(str(path), f"unreadable database file ({exc})") from None
@@ -136,6 +144,8 @@ def writable_copy(path: Path) -> Iterator[sqlite3.Connection]:
             conn.execute("COMMIT")
             conn.execute("PRAGMA journal_mode = DELETE")
             conn.execute("PRAGMA synchronous = FULL")
+            # statistics for the query planner from a sample of each index (a full pass reads the whole file)
+            conn.execute("PRAGMA analysis_limit = 1000")
             conn.execute("ANALYZE")
         finally:
             conn.close()
