@@ -1010,6 +1010,7 @@ class Run:
             "load_before": self.load_before,
             "load_after": self.load_after,
             "records": self.large.records,
+            "code": code_version(),
         }
 
 
@@ -1153,8 +1154,9 @@ def reading(r: Run) -> str:
     b = r.before
     if b:
         load = f", load average {b['load_before']:.1f}" if b.get("load_before") is not None else ""
+        code = f"{b['code']}, " if b.get("code") else ""
         parts.append(
-            f"Before this work (same corpus, inventories and machine{load}): "
+            f"Before ({code}same script, corpus, inventories and machine{load}): "
             f"PyPA import {b['pypa_rate']:,.0f} records/s, synthetic import "
             f"{b['synthetic_rate']:,.0f} records/s, first findings {b['first_ms']:,.0f} ms, warm matching "
             f"{b['match_rate']:,.0f} instances/s. Speed-ups: {_x(p.rate, b['pypa_rate'])}, "
@@ -1181,7 +1183,8 @@ def section(r: Run) -> tuple[str, str]:
             f"({c.raw_bytes / 1e9:.2f} GB of JSON, {c.zip_bytes / 1e6:.0f} MB zipped): "
             + ", ".join(f"{f} {n:,}" for f, n in folder_counts(c.records).items())
             + f"; then EPSS scores for its {CVE_POOL:,} CVE ids and the real CISA KEV catalogue imported on top "
-            f"({r.enrich_seconds:.1f} s).",
+            f"({r.enrich_seconds:.1f} s)."
+            + (" Synthetic import: numbers of the run that built the database (--reuse-db)." if r.large_reused else ""),
             f"- Inventories: first image = this machine's dpkg status as Debian 12 ({r.first.packages - 120} "
             f"packages) + 60 PyPI + 60 npm packages named in the corpus; warm matching = {INVENTORY_SIZE:,} instances "
             "in four images (Debian 12, Ubuntu 22.04, Alpine 3.19, RHEL 9 plus their language packages).",
