@@ -501,6 +501,44 @@ def host_files(workdir: Path, refresh: bool) -> tuple[bytes, bytes, str]:
     return status, osr, hashlib.sha256(status + b"\0" + osr).hexdigest()[:16]
 
 
+def write_layout(root: Path, blobs: Path, stats: list[LayerStats], tag: str) -> None:
+    """config, manifest, index.json and oci-layout around layer blobs already written to ``blobs``."""
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [s.diff_id for s in stats]},
+            "history": [{"created_by": s.created_by} for s in stats],
+        },
+        sort_keys=True,
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": _write_blob(blobs, config), "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": s.digest, "size": s.size} for s in stats],
+        },
+        indent=2,
+    ).encode()
+    mdigest = _write_blob(blobs, manifest)
+    (root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": mdigest,
+                "size": len(manifest),
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }
+        ],
+    }
+    (root / "index.json").write_text(json.dumps(index, indent=2))
+
+
 def ensure_image(
     workdir: Path, size_label: str, seed: int, level: int, jobs: int, rebuild: bool, refresh_host: bool = False
 ) -> tuple[Path, ImageMeta]:
@@ -532,40 +570,7 @@ def ensure_image(
         order = sorted(range(len(plan)), key=lambda i: -LAYERS[i].share)
         futs = {i: ex.submit(build_layer, i, plan[i], blobs, level) for i in order}
         stats = [futs[i].result() for i in range(len(plan))]
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [s.diff_id for s in stats]},
-            "history": [{"created_by": s.created_by} for s in stats],
-        },
-        sort_keys=True,
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": _write_blob(blobs, config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": s.digest, "size": s.size} for s in stats],
-        },
-        indent=2,
-    ).encode()
-    mdigest = _write_blob(blobs, manifest)
-    (root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": mdigest,
-                "size": len(manifest),
-                "annotations": {"org.opencontainers.image.ref.name": "bench"},
-            }
-        ],
-    }
-    (root / "index.json").write_text(json.dumps(index, indent=2))
+    write_layout(root, blobs, stats, tag="bench")
     meta = ImageMeta(GEN_VERSION, total, seed, level, host_key, stats)
     meta_path.write_text(json.dumps(asdict(meta), indent=2))
     print(

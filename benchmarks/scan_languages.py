@@ -90,16 +90,11 @@ if str(REPO) not in sys.path:
 # own layer table, so the (short) layout-writing part is repeated below.
 from benchmarks.scan_image import (  # noqa: E402  (the repository root must be on sys.path first)
     MTIME,
-    OCI_CONFIG,
-    OCI_INDEX,
-    OCI_LAYER_GZIP,
-    OCI_MANIFEST,
     KiB,
     LayerStats,
     MiB,
     _HashingWriter,
     _vmhwm_kb,
-    _write_blob,
     baseline_rss_kb,
     code_version,
     content,
@@ -111,6 +106,7 @@ from benchmarks.scan_image import (  # noqa: E402  (the repository root must be 
     mb,
     run_child,
     sha_pass,
+    write_layout,
 )
 
 #: Bump when the generator changes, so old images are rebuilt.
@@ -1529,7 +1525,7 @@ def ensure_image(
     for o in outs:
         eco_files.update(o.eco_files)
         eco_bytes.update(o.eco_bytes)
-    write_layout(root, blobs, stats)
+    write_layout(root, blobs, stats, tag="languages")
     meta = ImageMeta(
         GEN_VERSION, seed, level, fp, stats, expected, dict(eco_files), dict(eco_bytes), time.perf_counter() - t0
     )
@@ -1540,44 +1536,6 @@ def ensure_image(
         flush=True,
     )
     return root, meta
-
-
-def write_layout(root: Path, blobs: Path, stats: list[LayerStats]) -> None:
-    """config, manifest, index.json and oci-layout around the layer blobs (as scan_image.py writes them)."""
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [s.diff_id for s in stats]},
-            "history": [{"created_by": s.created_by} for s in stats],
-        },
-        sort_keys=True,
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": _write_blob(blobs, config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": s.digest, "size": s.size} for s in stats],
-        },
-        indent=2,
-    ).encode()
-    mdigest = _write_blob(blobs, manifest)
-    (root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": mdigest,
-                "size": len(manifest),
-                "annotations": {"org.opencontainers.image.ref.name": "languages"},
-            }
-        ],
-    }
-    (root / "index.json").write_text(json.dumps(index, indent=2))
 
 
 # ---------------------------------------------------------------------------
