@@ -24,6 +24,7 @@ advisories costs one dictionary lookup once its key is known.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import sqlite3
@@ -440,6 +441,20 @@ class Matcher:
         *,
         include_dev: bool = False,
     ) -> MatchResult:
+        # Matching allocates tens of thousands of small objects (findings above all) and makes no reference
+        # cycles; the cyclic garbage collector, left on, would walk the matcher's caches again and again
+        # meanwhile (a third of the time of a warm match). It is paused for the call, and resumed after it
+        # if it was on.
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return self._match(packages, os, include_dev)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _match(self, packages: Sequence[Package], os: OSInfo | None, include_dev: bool) -> MatchResult:
         warnings: list[str] = []
         affected = self._affected
         names = self._names
