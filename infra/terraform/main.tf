@@ -3,6 +3,7 @@
 #   ECR "ECR Image Action" (PUSH/DELETE, SUCCESS) -> EventBridge -> ecr_push -> SQS scan-requests
 #   SQS scan-requests -> scan_worker (partial batch failures) -> Cosmos DB, S3, Event Grid
 #   EventBridge schedule -> daily_rescan -> SQS scan-requests
+#   EventBridge schedule -> vulndb_refresh -> OSV database to S3 (vulndb/), rescans of affected images -> SQS
 #
 # Each function has its own role with only what it uses. Credentials for the
 # Azure side (Cosmos DB, Event Grid) live in Secrets Manager; Terraform creates
@@ -23,6 +24,7 @@ locals {
       description = "Validates ECR Image Action events and enqueues scan requests."
       timeout     = 30
       memory      = 256
+      storage     = 512
       concurrency = 10
     }
     scan_worker = {
@@ -30,6 +32,7 @@ locals {
       description = "Pulls, inventories, matches and persists images from the scan queue; publishes alerts."
       timeout     = var.scan_worker_timeout
       memory      = var.scan_worker_memory
+      storage     = var.function_storage_mb
       concurrency = var.scan_worker_concurrency
     }
     daily_rescan = {
@@ -37,6 +40,15 @@ locals {
       description = "Fans out rescans of recently pushed, pulled or running images through the scan queue."
       timeout     = 900
       memory      = 1024
+      storage     = 512
+      concurrency = 1
+    }
+    vulndb_refresh = {
+      handler     = "lambdas.vulndb_refresh.handler.handler"
+      description = "Refreshes the OSV database, publishes it to S3 and queues rescans of the images its changes affect."
+      timeout     = 900
+      memory      = 2048
+      storage     = var.function_storage_mb
       concurrency = 1
     }
   }
@@ -215,7 +227,11 @@ data "aws_iam_policy_document" "invoke_dlq" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.ecr_image_action.arn, aws_cloudwatch_event_rule.daily_rescan.arn]
+      values = [
+        aws_cloudwatch_event_rule.ecr_image_action.arn,
+        aws_cloudwatch_event_rule.daily_rescan.arn,
+        aws_cloudwatch_event_rule.vulndb_refresh.arn,
+      ]
     }
   }
 }
@@ -543,11 +559,46 @@ data "aws_iam_policy_document" "daily_rescan" {
   }
 }
 
+# Reads the published version, writes new versions: only under the vulnerability database's prefix.
+data "aws_iam_policy_document" "vulndb_refresh" {
+  source_policy_documents = [data.aws_iam_policy_document.common["vulndb_refresh"].json]
+
+  statement {
+    sid       = "PublishVulnerabilityDatabase"
+    effect    = "Allow"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.inventories.arn}/vulndb/*"]
+  }
+
+  # ListBucket lets a first run's missing pointer answer 404 rather than 403.
+  statement {
+    sid       = "VulnerabilityDatabaseList"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.inventories.arn]
+  }
+
+  statement {
+    sid       = "EnqueueRescans"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.scan.arn]
+  }
+
+  statement {
+    sid       = "CosmosCredential"
+    effect    = "Allow"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.cosmos.arn]
+  }
+}
+
 locals {
   function_policies = {
-    ecr_push     = data.aws_iam_policy_document.ecr_push.json
-    scan_worker  = data.aws_iam_policy_document.scan_worker.json
-    daily_rescan = data.aws_iam_policy_document.daily_rescan.json
+    ecr_push       = data.aws_iam_policy_document.ecr_push.json
+    scan_worker    = data.aws_iam_policy_document.scan_worker.json
+    daily_rescan   = data.aws_iam_policy_document.daily_rescan.json
+    vulndb_refresh = data.aws_iam_policy_document.vulndb_refresh.json
   }
 }
 
@@ -574,6 +625,11 @@ resource "aws_lambda_function" "function" {
   memory_size                    = each.value.memory
   reserved_concurrent_executions = each.value.concurrency
   kms_key_arn                    = aws_kms_key.main.arn
+
+  # /tmp holds the vulnerability database (workers and the refresh) and image layers being read.
+  ephemeral_storage {
+    size = each.value.storage
+  }
 
   environment {
     variables = local.environment
@@ -661,6 +717,34 @@ resource "aws_lambda_permission" "daily_rescan_events" {
   function_name = aws_lambda_function.function["daily_rescan"].function_name
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.daily_rescan.arn
+}
+
+resource "aws_cloudwatch_event_rule" "vulndb_refresh" {
+  name                = "${var.name_prefix}-vulndb-refresh"
+  description         = "Refresh of the OSV vulnerability database and rescans of the images its changes affect"
+  schedule_expression = var.vulndb_refresh_schedule
+}
+
+resource "aws_cloudwatch_event_target" "vulndb_refresh" {
+  rule = aws_cloudwatch_event_rule.vulndb_refresh.name
+  arn  = aws_lambda_function.function["vulndb_refresh"].arn
+
+  retry_policy {
+    maximum_event_age_in_seconds = 3600
+    maximum_retry_attempts       = 2
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.invoke_dlq.arn
+  }
+}
+
+resource "aws_lambda_permission" "vulndb_refresh_events" {
+  statement_id  = "AllowVulndbRefreshSchedule"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function["vulndb_refresh"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.vulndb_refresh.arn
 }
 
 resource "aws_lambda_event_source_mapping" "scan_worker" {

@@ -74,6 +74,23 @@ variable "daily_rescan_schedule" {
   default     = "cron(0 3 * * ? *)"
 }
 
+variable "vulndb_refresh_schedule" {
+  description = "EventBridge schedule expression of the vulnerability database refresh (UTC)."
+  type        = string
+  default     = "cron(15 * * * ? *)"
+}
+
+variable "function_storage_mb" {
+  description = "Ephemeral storage (/tmp, MB) of the scan workers and the database refresh: it holds the vulnerability database."
+  type        = number
+  default     = 4096
+
+  validation {
+    condition     = var.function_storage_mb >= 512 && var.function_storage_mb <= 10240
+    error_message = "function_storage_mb: 512 to 10240 (Lambda's limits)."
+  }
+}
+
 variable "rescan_window_days" {
   description = "Images pushed or pulled within this many days are rescanned daily."
   type        = number

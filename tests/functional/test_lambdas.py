@@ -278,3 +278,125 @@ def test_daily_rescan_fans_out_in_batches(aws: Aws) -> None:
     msgs = [ScanMessage.model_validate_json(m["Body"]) for m in aws.messages()]
     assert len(msgs) == 23 and {m.action for m in msgs} == {Action.RESCAN}
     assert {m.digest for m in msgs} == {f"sha256:{i:064x}" for i in range(23)}
+
+
+# -- vulndb_refresh ------------------------------------------------------------------------------------------------
+
+BUCKET = "hullwatch-inventories"
+
+
+def _alpine_advisory(aid: str, name: str, modified: str) -> dict[str, Any]:
+    """A hand-written OSV record for an Alpine package (no such vulnerability exists)."""
+    return {
+        "id": aid,
+        "modified": modified,
+        "summary": f"{name}: test advisory",
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+        "affected": [
+            {
+                "package": {"ecosystem": "Alpine:v3.19", "name": name},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.9-r0"}]}],
+            }
+        ],
+    }
+
+
+def _zip(records: list[dict[str, Any]]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for rec in records:
+            zf.writestr(f"{rec['id']}.json", json.dumps(rec))
+    return buf.getvalue()
+
+
+def _alpine_inventory(n: int, names: list[str]) -> Any:
+    from shared.domain.models import ImageInfo, OSInfo, Package, ScanResult, ToolInfo
+
+    return ScanResult(
+        tool=ToolInfo(version="0.1.0"),
+        scanned_at=datetime.now(UTC),
+        image=ImageInfo(
+            reference=f"{ECR_REGISTRY}/app{n}:1",
+            source="registry",
+            registry=ECR_REGISTRY,
+            repository=f"app{n}",
+            tag="1",
+            digest=f"sha256:{n:064x}",
+        ),
+        os=OSInfo(family="alpine", version_id="3.19.1"),
+        packages=[
+            Package(
+                type="apk",
+                name=name,
+                version="1.0-r0",
+                source_name=name,
+                ecosystem="Alpine:v3.19",
+                purl=f"pkg:apk/alpine/{name}@1.0-r0?distro=alpine-3.19.1",
+                found_in="lib/apk/db/installed",
+            )
+            for name in names
+        ],
+    )
+
+
+def test_vulndb_refresh_publishes_to_s3_and_queues_only_affected_images(aws: Aws, tmp_path: Path) -> None:
+    from tests.support.registries import FakeServer
+
+    served = {"records": [_alpine_advisory("TEST-BUSYBOX-1", "busybox", "2026-01-01T00:00:00Z")], "etag": '"v1"'}
+
+    def respond(method: str, path: str, headers: dict[str, str]) -> Any:
+        if path != "/Alpine/all.zip":
+            return 404, {}, b""
+        if headers.get("If-None-Match") == served["etag"]:
+            return 304, {}, b""
+        return 200, {"Content-Type": "application/zip", "ETag": served["etag"]}, _zip(served["records"])
+
+    mirror = FakeServer(respond)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    settings = aws.settings.model_copy(
+        update={"inventory_bucket": BUCKET, "blobs": "s3", "osv_base_url": mirror.url, "ecosystems": ("Alpine",)}
+    )
+    composition.reset(settings)
+    refresh = handler_module("vulndb_refresh")
+    try:
+        first = refresh.handler(json.loads(json.dumps(SCHEDULED_EVENT)), LambdaContext())
+        assert first["fetched"] == ["Alpine"] and first["queued"] == 0
+        pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="vulndb/current.json")["Body"].read())
+        assert pointer["version"] == first["version"] and pointer["key"] == f"{first['version']}.sqlite.gz"
+        s3.head_object(Bucket=BUCKET, Key=f"vulndb/{pointer['key']}")  # keys are relative to the prefix
+
+        # three stored images, one of them with the package a new advisory will name
+        service = composition.components().service()
+        for n, names in enumerate([["busybox"], ["busybox", "libfoo"], ["musl"]]):
+            service.ingest(_alpine_inventory(n, names), f"{ECR_REGISTRY}/app{n}:1", pushed_at=datetime.now(UTC))
+
+        served["records"] = [*served["records"], _alpine_advisory("TEST-LIBFOO-1", "libfoo", "2026-02-01T00:00:00Z")]
+        served["etag"] = '"v2"'
+        second = refresh.handler(json.loads(json.dumps(SCHEDULED_EVENT)), LambdaContext())
+        assert second["queued"] == 1 and second["version"] != first["version"]
+        (message,) = aws.messages()
+        msg = ScanMessage.model_validate_json(message["Body"])
+        assert (msg.action, msg.digest) == (Action.RESCAN, f"sha256:{1:064x}")
+
+        # nothing new upstream (304): the same version, nothing queued
+        third = refresh.handler(json.loads(json.dumps(SCHEDULED_EVENT)), LambdaContext())
+        assert (third["fetched"], third["queued"], third["version"]) == ([], 0, second["version"])
+        assert aws.messages() == []
+
+        # a scan worker on a fresh disk installs the published version from S3 and alerts on the rescan
+        before = settings.alerts_path.read_text().splitlines()  # the ingests' busybox alerts
+        worker = settings.model_copy(update={"vulndb_path": tmp_path / "worker" / "vulndb.sqlite"})
+        composition.reset(worker)
+        event = sqs_event(aws, [message["Body"]])
+        assert handler_module("scan_worker").handler(event, LambdaContext()) == {"batchItemFailures": []}
+        assert composition.components().vulndb_channel().installed() == second["version"]
+        new = [json.loads(line) for line in worker.alerts_path.read_text().splitlines()[len(before) :]]
+        assert [(a["data"]["vulnerability"]["id"], a["subject"]) for a in new] == [
+            ("TEST-LIBFOO-1", f"{ECR_REGISTRY}/app1:1")
+        ]
+    finally:
+        mirror.stop()

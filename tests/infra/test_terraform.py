@@ -1,7 +1,7 @@
 """infra/terraform (the AWS Lambda side): its structure, read with python-hcl2, and ``terraform validate``.
 
 The structure tests read every .tf file and check what the design depends on:
-the three handlers and their packages, a log group per function, partial batch
+the four handlers and their packages, a log group per function, partial batch
 failures on the SQS mapping, the dead-letter redrive, the idempotency TTL, the
 bucket's protections, secrets without values, and IAM without wildcard actions
 (and ``"*"`` resources only for the actions that have no resource-level form).
@@ -28,7 +28,7 @@ import pytest
 from tests.conftest import REPO, require_module, unavailable
 
 TF_DIR = REPO / "infra" / "terraform"
-FUNCTIONS = ("ecr_push", "scan_worker", "daily_rescan")
+FUNCTIONS = ("ecr_push", "scan_worker", "daily_rescan", "vulndb_refresh")
 # Actions with no resource-level permissions: "*" is their only valid resource.
 STAR_RESOURCE_ACTIONS = {"ecr:GetAuthorizationToken", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 PROVIDER_VERSION = "5.100.0"
@@ -116,7 +116,7 @@ def test_provider_is_pinned(tf: Config) -> None:
     assert aws == {"source": "hashicorp/aws", "version": f"= {PROVIDER_VERSION}"}
 
 
-def test_three_python_functions_with_their_handlers(tf: Config) -> None:
+def test_four_python_functions_with_their_handlers(tf: Config) -> None:
     functions = tf.locals["functions"]
     assert set(functions) == set(FUNCTIONS)
     for name in FUNCTIONS:
@@ -128,6 +128,12 @@ def test_three_python_functions_with_their_handlers(tf: Config) -> None:
     assert fn["filename"] == "${var.lambda_zip_path}"
     assert fn["source_code_hash"] == "${filebase64sha256(var.lambda_zip_path)}"
     assert block(fn, "tracing_config")["mode"] == "Active"
+    # the workers and the refresh keep the vulnerability database in /tmp: more than Lambda's default 512 MB
+    assert block(fn, "ephemeral_storage")["size"] == "${each.value.storage}"
+    storage = tf.variables["function_storage_mb"]["default"]
+    for name in ("scan_worker", "vulndb_refresh"):
+        assert functions[name]["storage"] == "${var.function_storage_mb}"
+    assert 1024 <= storage <= 10240
     assert fn["kms_key_arn"].startswith("${aws_kms_key.")
     assert "lambda_zip_path" in tf.variables
 
@@ -205,14 +211,18 @@ def test_ecr_image_action_rule_targets_ecr_push(tf: Config) -> None:
     assert permission["source_arn"] == "${aws_cloudwatch_event_rule.ecr_image_action.arn}"
 
 
-def test_schedule_targets_daily_rescan(tf: Config) -> None:
-    rule = tf.one("aws_cloudwatch_event_rule", "daily_rescan")
-    assert rule["schedule_expression"] == "${var.daily_rescan_schedule}"
-    assert tf.variables["daily_rescan_schedule"]["default"].startswith(("cron(", "rate("))
-    target = tf.one("aws_cloudwatch_event_target", "daily_rescan")
-    assert target["arn"] == '${aws_lambda_function.function["daily_rescan"].arn}'
-    permission = tf.one("aws_lambda_permission", "daily_rescan_events")
-    assert permission["source_arn"] == "${aws_cloudwatch_event_rule.daily_rescan.arn}"
+@pytest.mark.parametrize("name", ["daily_rescan", "vulndb_refresh"])
+def test_schedules_target_their_functions(tf: Config, name: str) -> None:
+    rule = tf.one("aws_cloudwatch_event_rule", name)
+    assert rule["schedule_expression"] == f"${{var.{name}_schedule}}"
+    assert tf.variables[f"{name}_schedule"]["default"].startswith(("cron(", "rate("))
+    target = tf.one("aws_cloudwatch_event_target", name)
+    assert target["rule"] == f"${{aws_cloudwatch_event_rule.{name}.name}}"
+    assert target["arn"] == f'${{aws_lambda_function.function["{name}"].arn}}'
+    assert block(target, "dead_letter_config")["arn"] == "${aws_sqs_queue.invoke_dlq.arn}"
+    permission = tf.one("aws_lambda_permission", f"{name}_events")
+    assert permission["principal"] == "events.amazonaws.com"
+    assert permission["source_arn"] == f"${{aws_cloudwatch_event_rule.{name}.arn}}"
 
 
 def test_idempotency_table_expires_records(tf: Config) -> None:
@@ -313,6 +323,12 @@ def test_each_function_gets_only_what_it_uses(tf: Config) -> None:
         assert docs[name]["source_policy_documents"] == [f'${{data.aws_iam_policy_document.common["{name}"].json}}']
     assert _actions(docs["ecr_push"]) == {"sqs:SendMessage"}
     assert _actions(docs["daily_rescan"]) == {"sqs:SendMessage", "secretsmanager:GetSecretValue"}
+    assert _actions(docs["vulndb_refresh"]) == {
+        "s3:GetObject", "s3:PutObject", "s3:ListBucket", "sqs:SendMessage", "secretsmanager:GetSecretValue",
+    }  # fmt: skip
+    for st in statements(docs["vulndb_refresh"]):
+        if "s3:PutObject" in st["actions"]:  # it writes only the database's own prefix
+            assert st["resources"] == ["${aws_s3_bucket.inventories.arn}/vulndb/*"]
     worker = _actions(docs["scan_worker"])
     assert {"ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "sts:AssumeRole"} <= worker
     for st in statements(docs["scan_worker"]):
