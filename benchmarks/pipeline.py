@@ -41,6 +41,7 @@ Three measurements, one process, one run (medians where repeated):
 Usage:
     python benchmarks/pipeline.py                  # N=10,000, 5 push repetitions (about 12 min on 2 busy cores)
     python benchmarks/pipeline.py --images 1000 --reps 3   # a quick run
+    python benchmarks/pipeline.py --only push --reps 2     # part 1 alone (its Cosmos requests per push)
     python benchmarks/pipeline.py --write-results  # also update benchmarks/RESULTS.md
 
 Needs ``docker-registry`` and ``htpasswd`` (Debian packages docker-registry,
@@ -691,6 +692,15 @@ def table(pr: PushResult, rr: RescanResult, dr: DeltaResult) -> str:
     return "\n".join(rows)
 
 
+def push_summary(pr: PushResult) -> str:
+    """Part 1 alone, for ``--only push``."""
+    return (
+        f"push: pipeline {median(pr.pipe):.2f} s / bare {median(pr.bare):.2f} s = {pr.ratio:.2f}x; persisting "
+        f"{median(pr.persist):.2f} s; Cosmos requests per push {[int(n) for n in pr.requests]} "
+        f"(median {statistics.median(pr.requests):.0f}); {pr.findings_open} findings; alerts per push {pr.alerts}"
+    )
+
+
 def reading(pr: PushResult, rr: RescanResult, dr: DeltaResult) -> str:
     extra = median(pr.pipe) - median(pr.bare)
     inv, per = median(pr.inventory), median(pr.persist)
@@ -786,8 +796,15 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where images and work files go")
+    ap.add_argument(
+        "--only",
+        choices=("push", "rescan"),
+        help="run only part 1 (push) or only parts 2 and 3 (rescans); nothing is written to RESULTS.md",
+    )
     ap.add_argument("--write-results", action="store_true", help="add/replace this script's section in RESULTS.md")
     args = ap.parse_args()
+    if args.only and args.write_results:
+        ap.error("--write-results needs every part: drop --only")
     if args.images < 2 * AFFECTED:
         ap.error(f"--images must be at least {2 * AFFECTED}")
     if args.reps < 1 or args.templates < 1:
@@ -809,13 +826,25 @@ def main() -> None:
             sys.exit(f"the image has {len(debs)} Debian packages, fewer than --packages {args.packages}")
         vd = write_osv(run_dir, debs, args.seed)
 
-        log(f"part 1: push -> Cosmos DB vs bare scan ({args.image_size} image, {args.reps} reps)")
-        pr = part_push(args, run_dir, vd, root, meta)
-        log(f"part 2/3: rescans of {args.images:,} stored images on SQLite")
-        rr, dr = part_rescan(args, run_dir, vd, debs)
+        pr, rr, dr = PushResult(), RescanResult(), DeltaResult()
+        if args.only != "rescan":
+            log(f"part 1: push -> Cosmos DB vs bare scan ({args.image_size} image, {args.reps} reps)")
+            pr = part_push(args, run_dir, vd, root, meta)
+        if args.only != "push":
+            log(f"part 2/3: rescans of {args.images:,} stored images on SQLite")
+            rr, dr = part_rescan(args, run_dir, vd, debs)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
+    if args.only == "push":
+        print()
+        print(push_summary(pr))
+        return
+    if args.only == "rescan":
+        print()
+        print(f"daily rescan: {rr.rate_cpu:.0f} images/s per core, {rr.req_per_image:.2f} store requests per image")
+        print(f"delta: {dr.alerts} alerts for {dr.distinct} images, last after {dr.to_last_alert:.2f} s")
+        return
     print()
     print(table(pr, rr, dr))
     print()

@@ -34,11 +34,14 @@ configuration as a list of mappings (:func:`rules_from_config`), e.g. in YAML::
       fix_available: true
       ecosystems: [npm]
 
-Publication: an alert is stored first (``create_alert``, create-if-absent),
-then handed to an :class:`AlertPublisher`, then marked published. A publisher
-raises on failure; the alert then stays unpublished with ``attempts`` and
-``last_error`` recorded, and :func:`publish_pending` (the outbox timer)
-retries it later. The Event Grid publisher implements the same protocol.
+Publication: an alert is stored first (``create_alerts``, create-if-absent,
+the alerts of one image in one batched call), then handed to an
+:class:`AlertPublisher`, then marked published (``mark_alerts``: the outcomes
+of one image's alerts in one batched call, after they have all been handed
+over). A publisher raises on failure; the alert then stays unpublished with
+``attempts`` and ``last_error`` recorded, and :func:`publish_pending` (the
+outbox timer) retries it later. The Event Grid publisher implements the same
+protocol.
 """
 
 from __future__ import annotations
@@ -308,23 +311,47 @@ def _error_text(exc: BaseException) -> str:
     return text[:MAX_ERROR_TEXT]
 
 
-def publish_one(
-    store: Store, publisher: AlertPublisher, alert: AlertRecord, now: Callable[[], datetime]
-) -> AlertRecord:
-    """Publish a stored alert and record the outcome. Never raises for a publisher failure."""
+def _mark(store: Store, digest: str, outcomes: Sequence[AlertRecord]) -> None:
+    """Store the outcomes of one image's publications in one batched call."""
     try:
-        publisher.publish(alert)
-    except Exception as exc:
-        failed = alert.model_copy(update={"attempts": alert.attempts + 1, "last_error": _error_text(exc)})
-        try:
-            return store.mark_alert(failed)
-        except PreconditionFailed:
-            return failed  # someone else handled it meanwhile; the outbox will see the stored state
-    done = alert.model_copy(update={"attempts": alert.attempts + 1, "published_at": now(), "last_error": None})
-    try:
-        return store.mark_alert(done)
+        store.mark_alerts(digest, outcomes)
     except PreconditionFailed:
-        return done
+        # Someone else (the outbox, a concurrent delivery) changed one of them since it was read, and the batch
+        # wrote nothing: record the others one by one and leave that one as its other writer left it.
+        for a in outcomes:
+            try:
+                store.mark_alert(a)
+            except PreconditionFailed:
+                continue
+
+
+def publish_batch(
+    store: Store, publisher: AlertPublisher, alerts: Sequence[AlertRecord], now: Callable[[], datetime]
+) -> PublishReport:
+    """Publish stored alerts one by one, then record the outcomes with one batched update per image.
+
+    Published alerts get ``published_at``; the others ``attempts`` and
+    ``last_error`` and stay unpublished, for the outbox. Never raises for a
+    publisher failure. A worker that stops between publishing and recording
+    leaves published alerts marked unpublished: the outbox sends them again,
+    with the same CloudEvent ``id``, which receivers use to deduplicate.
+    """
+    report = PublishReport()
+    outcomes: dict[str, list[AlertRecord]] = {}
+    for a in alerts:
+        try:
+            publisher.publish(a)
+        except Exception as exc:
+            res = a.model_copy(update={"attempts": a.attempts + 1, "last_error": _error_text(exc)})
+            report.failed += 1
+            report.errors.append(f"{a.id}: {res.last_error}")
+        else:
+            res = a.model_copy(update={"attempts": a.attempts + 1, "published_at": now(), "last_error": None})
+            report.published += 1
+        outcomes.setdefault(a.image_digest, []).append(res)
+    for digest, group in outcomes.items():
+        _mark(store, digest, group)
+    return report
 
 
 def store_and_publish(
@@ -333,17 +360,13 @@ def store_and_publish(
     alerts: Iterable[AlertRecord],
     now: Callable[[], datetime],
 ) -> PublishReport:
-    """Create each alert (if absent), publish the ones this call created, mark them."""
-    report = PublishReport()
-    created = [a for a in alerts if store.create_alert(a)]
+    """Create the alerts that are absent (one batched call per image), publish the ones created, mark them."""
+    by_image: dict[str, list[AlertRecord]] = {}
+    for a in alerts:
+        by_image.setdefault(a.image_digest, []).append(a)
+    created = [c for digest, group in by_image.items() for c in store.create_alerts(digest, group)]
+    report = publish_batch(store, publisher, created, now)
     report.created = len(created)
-    for a in created:
-        res = publish_one(store, publisher, a, now)
-        if res.published_at is not None:
-            report.published += 1
-        else:
-            report.failed += 1
-            report.errors.append(f"{a.id}: {res.last_error}")
     return report
 
 
@@ -351,12 +374,4 @@ def publish_pending(
     store: Store, publisher: AlertPublisher, now: Callable[[], datetime], limit: int = 100
 ) -> PublishReport:
     """The outbox: publish alerts whose publication failed (or never happened), oldest first."""
-    report = PublishReport()
-    for a in store.unpublished_alerts(limit):
-        res = publish_one(store, publisher, a, now)
-        if res.published_at is not None:
-            report.published += 1
-        else:
-            report.failed += 1
-            report.errors.append(f"{a.id}: {res.last_error}")
-    return report
+    return publish_batch(store, publisher, store.unpublished_alerts(limit), now)

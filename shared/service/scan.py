@@ -20,9 +20,10 @@ After every match: the findings lifecycle (:mod:`shared.service.lifecycle`) is
 applied to the stored findings and the changes written in one batch; the image
 summary (severity counts, matched_at, the vulnerability data version) is
 written with an ETag condition; alert rules run on the transitions; alerts are
-stored (create-if-absent) *before* the findings, so a worker that dies in
-between leaves them for the outbox rather than losing them; then they are
-published and marked. A push also refreshes the inverted index
+stored (create-if-absent, the image's alerts in one batched call) *before* the
+findings, so a worker that dies in between leaves them for the outbox rather
+than losing them; then they are published and their outcomes recorded in one
+more batched call. A push also refreshes the inverted index
 (``index_packages``) the database-delta rescans use; a RESCAN re-matches the
 same inventory, so its index entries are unchanged and are not rewritten (that
 keeps an unchanged image's rescan at three store requests: read the image,
@@ -410,6 +411,7 @@ class ScanService:
         if not msg.digest:
             return Skip(reason=f"{msg.reference}: a deletion without a digest names no image", event_id=msg.event_id)
         repo = f"{msg.registry}/{msg.repository}"
+        created: list[AlertRecord] = []
         for _ in range(MAX_ATTEMPTS):
             now = self._now()
             image = self.store.get_image(msg.digest)
@@ -426,7 +428,8 @@ class ScanService:
             lc = lifecycle.resolve_all(stored, now)
             subject = _reference_of(msg, msg.digest)
             alerts = alerting.evaluate(lc.transitions, subject, now, self.config.rules)
-            created = [a for a in alerts if self.store.create_alert(a)]
+            # an earlier attempt's alerts are stored already: this one's list leaves them out, so keep them
+            created.extend(self.store.create_alerts(msg.digest, alerts))
             try:
                 self.store.put_findings(msg.digest, lc.writes)
                 self.store.put_image(
@@ -503,7 +506,7 @@ class ScanService:
             stored = self.store.findings_for_image(digest)
             lc = lifecycle.apply(digest, stored, matched.findings, now, last_seen_refresh=self.config.last_seen_refresh)
             alerts = alerting.evaluate(lc.transitions, subject, now, self.config.rules)
-            created.extend(a for a in alerts if self.store.create_alert(a))
+            created.extend(self.store.create_alerts(digest, alerts))
             record = self._image_record(digest, image, result, matched, lc, now, msg, subject)
             try:
                 if lc.writes:
@@ -568,17 +571,11 @@ class ScanService:
             return ImageRecord.model_validate({"digest": digest, **update})
         return image.model_copy(update=update)
 
-    def _publish(self, created: Iterable[AlertRecord]) -> PublishReport:
-        report = PublishReport()
-        for a in created:
-            report.created += 1
-            res = alerting.publish_one(self.store, self.publisher, a, self._now)
-            if res.published_at is not None:
-                report.published += 1
-            else:
-                report.failed += 1
-                report.errors.append(f"{a.id}: {res.last_error}")
-                log.warning("alert %s not published (%s); left for the outbox", a.id, res.last_error)
+    def _publish(self, created: Sequence[AlertRecord]) -> PublishReport:
+        report = alerting.publish_batch(self.store, self.publisher, created, self._now)
+        report.created = len(created)
+        for error in report.errors:
+            log.warning("alert not published (%s); left for the outbox", error)
         return report
 
     # -- timers ------------------------------------------------------------------------------------

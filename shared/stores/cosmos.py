@@ -10,10 +10,10 @@ container        partition key     why
 ``findings``     ``/image_digest`` an image's findings are read together (one single-partition query) and
                                    written together (transactional batches, which need one partition);
                                    findings by severity is a cross-partition query on ``c.severity``.
-``alerts``       ``/image_digest`` create-if-absent and the publication update are point operations (the
-                                   record carries its image digest); an image's alerts are one partition for a
-                                   per-image view; the outbox query (unpublished, oldest first) fans out
-                                   either way, so ``/id`` would buy nothing but lose the per-image grouping.
+``alerts``       ``/image_digest`` an image's alerts are one partition, so the alerts one match raises are
+                                   created in one transactional batch and marked published in another (the
+                                   record carries its image digest); the outbox query (unpublished, oldest
+                                   first) fans out either way, so ``/id`` would buy nothing but the batches.
 ``layercache``   ``/key``          point reads and writes by cache key (id = key).
 ``packageindex`` ``/digest``       one document per image (id = digest) listing its ``"ecosystem|name"``
                                    keys: indexing an image is one upsert that replaces its whole set (the port
@@ -39,7 +39,9 @@ How the port's rules are kept:
 
 - Idempotent writes: ids are the records' deterministic ids; writes are
   upserts, ``create_alert`` is ``create_item`` and a 409 conflict means
-  "already there" (``False``).
+  "already there" (``False``). ``create_alerts`` sends an image's alerts as a
+  transactional batch of creates; a 409 there fails the whole batch, so the
+  ids that exist are read (one query) and the others created in a new batch.
 - ETag conditions: ``put_image(if_match=...)``, ``mark_alert`` with an etag
   and findings that carry an etag are replaces with
   ``match_condition=IfNotModified``; a 412 (or a 404: the document is gone)
@@ -52,9 +54,11 @@ How the port's rules are kept:
   an exponential backoff otherwise; then
   :class:`~shared.stores.errors.StoreUnavailable` is raised. A retried write
   may find its own first attempt: a retried ``create_alert`` can answer
-  ``False`` for an alert it created (it stays unpublished, so the outbox
-  publishes it), a retried conditional replace can raise PreconditionFailed
-  (re-read and you see what was written).
+  ``False`` for an alert it created, and a retried ``create_alerts`` leave it
+  out of its list (it stays unpublished, so the outbox publishes it); a
+  retried conditional replace can raise PreconditionFailed (re-read and you
+  see what was written). A retried batch is rebuilt for each attempt, so it
+  keeps its ETag conditions (the SDK consumes them from the operations).
 - Batched findings: an image's findings go in transactional batches of at
   most :data:`MAX_BATCH_OPERATIONS` operations (and about
   :data:`MAX_BATCH_BYTES`), one partition each; a batch is all or nothing,
@@ -68,6 +72,15 @@ How the port's rules are kept:
   upserts, ``concurrency`` at a time; records with an etag are always
   conditional replaces, one request each, concurrently. That fallback is not
   atomic: a failed condition leaves the other records written.
+- Batched alert updates: ``mark_alerts`` is a transactional batch of
+  replaces (``if_match_etag`` when the record carries one) in the image's
+  partition, at most 100 per batch; a missing alert or a stale ETag is
+  :class:`~shared.stores.errors.PreconditionFailed` and its batch writes nothing.
+  With ``batch="create"`` they are conditional replaces, one request each,
+  concurrently, and not atomic. (``@vercel/cosmosdb-server`` as published
+  applies a batch's creates but not atomically: a batch that meets an existing
+  alert leaves the new ones before it written. ``create_alerts`` stays correct
+  there: the alerts it cannot tell it created stay unpublished, for the outbox.)
 - ``request_count`` counts every HTTP request the SDK sends, retries included
   (a client-wide ``raw_request_hook``), from the client's creation on.
 
@@ -85,6 +98,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from azure.core import MatchConditions
@@ -100,7 +114,15 @@ from azure.cosmos.exceptions import (
 from pydantic import BaseModel
 
 from shared.stores.errors import PreconditionFailed, StoreUnavailable
-from shared.stores.models import AlertRecord, FindingRecord, FindingStatus, ImageRecord, LayerCacheEntry
+from shared.stores.models import (
+    AlertRecord,
+    FindingRecord,
+    FindingStatus,
+    ImageRecord,
+    LayerCacheEntry,
+    check_alert_batch,
+    distinct_alerts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +218,10 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
         if k.lower() == name:
             return str(v)
     return None
+
+
+def _creates(docs: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [("create", (d,)) for d in docs]
 
 
 def _package_key(ecosystem: str, name: str) -> str:
@@ -337,13 +363,12 @@ class CosmosStore:
                 self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="cosmos-store")
             return self._pool
 
-    def _concurrently(self, jobs: Sequence[Callable[[], None]]) -> None:
+    def _concurrently(self, jobs: Sequence[Callable[[], T]]) -> list[T]:
         """Run the jobs, ``concurrency`` at a time; every job runs, then the first error is raised."""
         if not jobs:
-            return
+            return []
         if len(jobs) == 1:
-            jobs[0]()
-            return
+            return [jobs[0]()]
         futures = [self._executor().submit(job) for job in jobs]
         first: BaseException | None = None
         for f in futures:
@@ -352,6 +377,7 @@ class CosmosStore:
                 first = exc
         if first is not None:
             raise first
+        return [f.result() for f in futures]
 
     def _query(
         self,
@@ -489,13 +515,13 @@ class CosmosStore:
             return
         if self.batch == "upsert":
             for chunk in self._chunks(records):
-                self._batch(digest, [self._batch_op(r) for r in chunk], chunk)
+                self._findings_batch(digest, chunk, partial(self._batch_ops, chunk))
             return
         conditional = [r for r in records if r.etag is not None]
         plain = [r for r in records if r.etag is None]
         for chunk in self._chunks(plain):
             try:
-                self._batch(digest, [("create", (self._finding_doc(r),)) for r in chunk], chunk)
+                self._findings_batch(digest, chunk, partial(_creates, [self._finding_doc(r) for r in chunk]))
             except CosmosBatchOperationError as exc:
                 if exc.status_code != 409:
                     raise
@@ -518,14 +544,18 @@ class CosmosStore:
 
         return run
 
-    def _batch_op(self, record: FindingRecord) -> tuple[Any, ...]:
-        body = self._finding_doc(record)
-        if record.etag is None:
-            return ("upsert", (body,))
-        return ("replace", (record.id, body), {"if_match_etag": record.etag})
+    def _batch_ops(self, records: Sequence[FindingRecord]) -> list[tuple[Any, ...]]:
+        ops: list[tuple[Any, ...]] = []
+        for r in records:
+            body = self._finding_doc(r)
+            if r.etag is None:
+                ops.append(("upsert", (body,)))
+            else:
+                ops.append(("replace", (r.id, body), {"if_match_etag": r.etag}))
+        return ops
 
     @staticmethod
-    def _chunks(records: Sequence[FindingRecord]) -> Iterator[Sequence[FindingRecord]]:
+    def _chunks(records: Sequence[M]) -> Iterator[Sequence[M]]:
         start, size = 0, 0
         for i, r in enumerate(records):
             n = len(r.model_dump_json()) + 200
@@ -535,22 +565,35 @@ class CosmosStore:
             size += n
         yield records[start:]
 
-    def _batch(self, digest: str, operations: list[tuple[Any, ...]], records: Sequence[FindingRecord]) -> None:
-        c = self._containers[FINDINGS]
+    def _execute_batch(
+        self, container: str, digest: str, what: str, build: Callable[[], list[tuple[Any, ...]]]
+    ) -> list[dict[str, Any]]:
+        """One transactional batch in the ``digest`` partition, retried like every call.
 
-        def run() -> None:
-            try:
-                c.execute_item_batch(operations, partition_key=digest)
-            except CosmosBatchOperationError as exc:
-                index = exc.error_index if isinstance(exc.error_index, int) else 0
-                failed = records[index] if 0 <= index < len(records) else records[0]
-                if exc.status_code in (404, 412) and failed.etag is not None:
-                    raise PreconditionFailed(
-                        f"{failed.id}: finding of {digest} changed since it was read (ETag mismatch)"
-                    ) from None
-                raise
+        The operations are built anew for every attempt: the SDK consumes each
+        operation's options (it pops ``if_match_etag`` from the dict it is given), so
+        a retry that re-sent the same list would go without its ETag conditions.
+        """
+        c = self._containers[container]
 
-        self._call(f"batch of {len(operations)} findings of {digest}", run)
+        def run() -> list[dict[str, Any]]:
+            return [dict(r) for r in c.execute_item_batch(build(), partition_key=digest)]
+
+        return self._call(what, run)
+
+    def _findings_batch(
+        self, digest: str, records: Sequence[FindingRecord], build: Callable[[], list[tuple[Any, ...]]]
+    ) -> None:
+        try:
+            self._execute_batch(FINDINGS, digest, f"batch of {len(records)} findings of {digest}", build)
+        except CosmosBatchOperationError as exc:
+            index = exc.error_index if isinstance(exc.error_index, int) else 0
+            failed = records[index] if 0 <= index < len(records) else records[0]
+            if exc.status_code in (404, 412) and failed.etag is not None:
+                raise PreconditionFailed(
+                    f"{failed.id}: finding of {digest} changed since it was read (ETag mismatch)"
+                ) from None
+            raise
 
     def findings_by_severity(self, severity: str, limit: int = 1000) -> list[FindingRecord]:
         """Open (not resolved) findings of one severity across images, most recently seen first."""
@@ -570,23 +613,111 @@ class CosmosStore:
     def _alert_doc(alert: AlertRecord) -> dict[str, Any]:
         return _doc(alert, hw_created_at=sortable_time(alert.created_at), hw_published=alert.published_at is not None)
 
-    def create_alert(self, alert: AlertRecord) -> bool:
+    def _create_one(self, alert: AlertRecord) -> AlertRecord | None:
+        """The alert as created (with its ETag), or None when it exists already."""
         c = self._containers[ALERTS]
         body = self._alert_doc(alert)
 
-        def run() -> bool:
+        def run() -> dict[str, Any] | None:
             try:
-                c.create_item(body)
+                return dict(c.create_item(body))
             except CosmosResourceExistsError:
-                return False
-            return True
+                return None
 
-        return self._call(f"create alert {alert.id}", run)
+        stored = self._call(f"create alert {alert.id}", run)
+        return alert.model_copy(update={"etag": stored.get("_etag")}) if stored is not None else None
+
+    def create_alert(self, alert: AlertRecord) -> bool:
+        return self._create_one(alert) is not None
+
+    def create_alerts(self, digest: str, alerts: Sequence[AlertRecord]) -> list[AlertRecord]:
+        """Create the absent ones of an image's alerts; returns those created (with their ETags).
+
+        Transactional batches of creates in the image's partition: when none of
+        the alerts exists (a first delivery), one request per 100 alerts. A batch
+        is all or nothing, so one existing alert (a duplicate delivery, a retried
+        worker) fails its whole batch with 409; the ids that exist are then read
+        (one query) and the rest created in a new batch. Whoever's create went
+        through owns the alert; everyone else gets it left out of their list.
+        """
+        check_alert_batch(digest, alerts)
+        pending = distinct_alerts(alerts)
+        created: list[AlertRecord] = []
+        while pending:
+            chunk = next(self._chunks(pending))
+            docs = [self._alert_doc(a) for a in chunk]
+            try:
+                results = self._execute_batch(
+                    ALERTS,
+                    digest,
+                    f"batch of {len(chunk)} alerts of {digest}",
+                    partial(_creates, docs),
+                )
+            except CosmosBatchOperationError as exc:
+                if exc.status_code != 409:
+                    raise
+                existing = self._existing_alert_ids(digest, [a.id for a in pending])
+                if existing.isdisjoint(a.id for a in chunk):
+                    # a conflict the query does not show (the document went away meanwhile): one at a time
+                    created.extend(a for a in (self._create_one(x) for x in chunk) if a is not None)
+                    pending = pending[len(chunk) :]
+                else:
+                    pending = [a for a in pending if a.id not in existing]
+                continue
+            created.extend(a.model_copy(update={"etag": r.get("eTag")}) for a, r in zip(chunk, results, strict=True))
+            pending = pending[len(chunk) :]
+        return created
+
+    def _existing_alert_ids(self, digest: str, ids: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        for i in range(0, len(ids), KEYS_PER_QUERY):
+            rows = self._query(
+                ALERTS,
+                # the partition key in the filter too: the stand-in insists on it for single-partition queries
+                "SELECT VALUE c.id FROM c WHERE c.image_digest = @d AND ARRAY_CONTAINS(@ids, c.id)",
+                {"d": digest, "ids": list(ids[i : i + KEYS_PER_QUERY])},
+                partition_key=digest,
+            )
+            out.update(str(x) for x in rows)
+        return out
 
     def mark_alert(self, alert: AlertRecord) -> AlertRecord:
         """Store the alert's publication state (published_at, attempts, last_error); conditional on its ETag."""
         stored = self._replace_if(ALERTS, self._alert_doc(alert), alert.etag)
         return alert.model_copy(update={"etag": stored.get("_etag")})
+
+    def mark_alerts(self, digest: str, alerts: Sequence[AlertRecord]) -> list[AlertRecord]:
+        """Store several alerts' publication state: transactional batches of replaces, conditional on each ETag.
+
+        Up to 100 alerts are one atomic batch (more are several, each atomic); a
+        missing alert or a stale ETag raises PreconditionFailed and its batch writes nothing.
+        """
+        check_alert_batch(digest, alerts)
+        if len({a.id for a in alerts}) != len(alerts):
+            raise ValueError("the same alert is listed twice")
+        if self.batch == "create":  # a stand-in whose batches cannot replace: conditional replaces, concurrently
+            stored = self._concurrently([partial(self._replace_if, ALERTS, self._alert_doc(a), a.etag) for a in alerts])
+            return [a.model_copy(update={"etag": d.get("_etag")}) for a, d in zip(alerts, stored, strict=True)]
+        out: list[AlertRecord] = []
+        for chunk in self._chunks(alerts) if alerts else ():
+            docs = [(a, self._alert_doc(a)) for a in chunk]
+
+            def build(d: list[tuple[AlertRecord, dict[str, Any]]] = docs) -> list[tuple[Any, ...]]:
+                return [
+                    ("replace", (a.id, body), {"if_match_etag": a.etag} if a.etag is not None else {}) for a, body in d
+                ]
+
+            try:
+                results = self._execute_batch(ALERTS, digest, f"batch of {len(chunk)} alert updates of {digest}", build)
+            except CosmosBatchOperationError as exc:
+                if exc.status_code not in (404, 412):
+                    raise
+                index = exc.error_index if isinstance(exc.error_index, int) else 0
+                failed = chunk[index] if 0 <= index < len(chunk) else chunk[0]
+                why = "no such alert (create it first)" if exc.status_code == 404 else "it changed since it was read"
+                raise PreconditionFailed(f"{failed.id}: alert of {digest} not updated: {why}") from None
+            out.extend(a.model_copy(update={"etag": r.get("eTag")}) for a, r in zip(chunk, results, strict=True))
+        return out
 
     def unpublished_alerts(self, limit: int = 100) -> list[AlertRecord]:
         if limit <= 0:

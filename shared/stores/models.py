@@ -7,6 +7,7 @@ writes the same documents twice and never a second alert.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -70,6 +71,24 @@ class AlertRecord(_Model):
     last_error: str | None = None
     data: dict[str, object] = Field(default_factory=dict)
     etag: str | None = None
+
+
+def distinct_alerts(alerts: Iterable[AlertRecord]) -> list[AlertRecord]:
+    """The first alert of each id, in order (a batch that names an alert twice creates it once)."""
+    seen: set[str] = set()
+    out: list[AlertRecord] = []
+    for a in alerts:
+        if a.id not in seen:
+            seen.add(a.id)
+            out.append(a)
+    return out
+
+
+def check_alert_batch(digest: str, alerts: Iterable[AlertRecord]) -> None:
+    """An alert batch is one image's (one Cosmos DB partition); ValueError otherwise."""
+    for a in alerts:
+        if a.image_digest != digest:
+            raise ValueError(f"alert {a.id} belongs to {a.image_digest}, not {digest}")
 
 
 class LayerCacheEntry(_Model):

@@ -7,7 +7,10 @@ Design rules every adapter keeps:
   :class:`~shared.stores.errors.PreconditionFailed` when the document changed.
 - Throttling and transient unavailability (Cosmos 429/503) are retried inside
   the adapter honouring the server's retry-after, a bounded number of times.
-- An image's findings are written in one batched call.
+- An image's findings are written in one batched call, and so are its alerts:
+  ``create_alerts`` creates the absent ones of one image and returns those it
+  created; ``mark_alerts`` stores the publication state of several alerts of
+  one image, all or none when any ETag condition fails.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ class Store(Protocol):
 
     # alerts (stored first, then published, then marked published)
     def create_alert(self, alert: AlertRecord) -> bool: ...
+    def create_alerts(self, digest: str, alerts: Sequence[AlertRecord]) -> list[AlertRecord]: ...
     def mark_alert(self, alert: AlertRecord) -> AlertRecord: ...
+    def mark_alerts(self, digest: str, alerts: Sequence[AlertRecord]) -> list[AlertRecord]: ...
     def unpublished_alerts(self, limit: int = 100) -> list[AlertRecord]: ...
 
     # layer-analysis cache

@@ -13,7 +13,10 @@ What the port promises and how this adapter keeps it:
   :class:`~shared.stores.errors.PreconditionFailed` is raised); records
   without one are plain upserts.
 - ``put_image``/``mark_alert`` with an ETag are conditional the same way.
-- ``create_alert`` is ``INSERT OR IGNORE`` and says whether it inserted.
+- ``create_alert`` is ``INSERT OR IGNORE`` and says whether it inserted;
+  ``create_alerts`` does the same for an image's alerts in one transaction.
+- ``mark_alerts`` writes several alerts' publication state in one transaction:
+  all or none, like ``put_findings``.
 - ``request_count`` counts the statements or transactions each call issues, one
   per round trip a remote store would make (a page of an iterator is one).
 
@@ -34,7 +37,15 @@ from typing import Any
 
 from shared.errors import InputError
 from shared.stores.errors import PreconditionFailed, StoreUnavailable
-from shared.stores.models import AlertRecord, FindingRecord, FindingStatus, ImageRecord, LayerCacheEntry
+from shared.stores.models import (
+    AlertRecord,
+    FindingRecord,
+    FindingStatus,
+    ImageRecord,
+    LayerCacheEntry,
+    check_alert_batch,
+    distinct_alerts,
+)
 
 SCHEMA_VERSION = 1
 _MARKER = "hullwatch-store"
@@ -340,20 +351,58 @@ class SQLiteStore:
             )
             return cur.rowcount == 1
 
+    def create_alerts(self, digest: str, alerts: Sequence[AlertRecord]) -> list[AlertRecord]:
+        """Create the absent ones of an image's alerts, in one transaction; returns those created, with ETags."""
+        check_alert_batch(digest, alerts)
+        unique = distinct_alerts(alerts)
+        if not unique:
+            return []
+        created: list[AlertRecord] = []
+        with self._tx() as c:
+            for a in unique:
+                etag = _etag()
+                cur = c.execute(
+                    "INSERT OR IGNORE INTO alerts (id, published, created_at, etag, doc) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        a.id,
+                        int(a.published_at is not None),
+                        _ts(a.created_at),
+                        etag,
+                        a.model_dump_json(exclude={"etag"}),
+                    ),
+                )
+                if cur.rowcount == 1:
+                    created.append(a.model_copy(update={"etag": etag}))
+        return created
+
     def mark_alert(self, alert: AlertRecord) -> AlertRecord:
         """Store the alert's publication state (published_at, attempts, last_error); conditional on its ETag."""
-        etag = _etag()
+        return self.mark_alerts(alert.image_digest, [alert])[0]
+
+    def mark_alerts(self, digest: str, alerts: Sequence[AlertRecord]) -> list[AlertRecord]:
+        """Store several alerts' publication state in one transaction, each conditional on its ETag (when set).
+
+        All or none: a missing alert or a stale ETag rolls the whole call back and
+        raises PreconditionFailed.
+        """
+        check_alert_batch(digest, alerts)
+        if len({a.id for a in alerts}) != len(alerts):
+            raise ValueError("the same alert is listed twice")
+        if not alerts:
+            return []
+        out = [a.model_copy(update={"etag": _etag()}) for a in alerts]
         with self._tx() as c:
-            row = c.execute("SELECT etag FROM alerts WHERE id = ?", (alert.id,)).fetchone()
-            if row is None:
-                raise PreconditionFailed(alert.id, "no such alert (create it first)")
-            if alert.etag is not None and row[0] != alert.etag:
-                raise PreconditionFailed(alert.id, "the alert changed since it was read (ETag mismatch)")
-            c.execute(
+            for a in alerts:
+                row = c.execute("SELECT etag FROM alerts WHERE id = ?", (a.id,)).fetchone()
+                if row is None:
+                    raise PreconditionFailed(a.id, "no such alert (create it first)")
+                if a.etag is not None and row[0] != a.etag:
+                    raise PreconditionFailed(a.id, "the alert changed since it was read (ETag mismatch)")
+            c.executemany(
                 "UPDATE alerts SET published = ?, etag = ?, doc = ? WHERE id = ?",
-                (int(alert.published_at is not None), etag, alert.model_dump_json(exclude={"etag"}), alert.id),
+                [(int(a.published_at is not None), a.etag, a.model_dump_json(exclude={"etag"}), a.id) for a in out],
             )
-        return alert.model_copy(update={"etag": etag})
+        return out
 
     def unpublished_alerts(self, limit: int = 100) -> list[AlertRecord]:
         rows = self._query(

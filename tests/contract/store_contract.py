@@ -73,12 +73,12 @@ def finding(img: int, vuln: str, severity: str = "HIGH", package: str = "openssl
     return FindingRecord.model_validate(doc)
 
 
-def alert(n: int, created: datetime = T0, **kw: object) -> AlertRecord:
+def alert(n: int, created: datetime = T0, img: int = 1, **kw: object) -> AlertRecord:
     doc: dict[str, object] = {
-        "id": fp.alert_id("hullwatch.vulnerability.new", digest(1), f"CVE-2026-{n:04d}", "pkg:apk/alpine/x@1", "f"),
+        "id": fp.alert_id("hullwatch.vulnerability.new", digest(img), f"CVE-2026-{n:04d}", "pkg:apk/alpine/x@1", "f"),
         "type": "hullwatch.vulnerability.new",
-        "subject": "registry.example/app1:1",
-        "image_digest": digest(1),
+        "subject": f"registry.example/app{img}:1",
+        "image_digest": digest(img),
         "created_at": created,
         "data": {"vulnerability": {"id": f"CVE-2026-{n:04d}", "severity": "CRITICAL"}, "n": n},
     }
@@ -283,6 +283,77 @@ class StoreContract:
         assert store.create_alert(alert(1, published_at=T0))
         assert store.unpublished_alerts() == []
 
+    def test_create_alerts_creates_the_absent_ones_in_one_call(self, store: Store) -> None:
+        first = [alert(1), alert(2), alert(3)]
+        created = store.create_alerts(digest(1), first)
+        assert [a.id for a in created] == [a.id for a in first]
+        assert all(a.etag for a in created)
+        assert all(same(c, a) for c, a in zip(created, first, strict=True))
+        # delivered again with one more: only that one is created, and what is stored is not overwritten
+        again = [a.model_copy(update={"subject": "changed"}) for a in first] + [alert(4)]
+        (fourth,) = store.create_alerts(digest(1), again)
+        assert fourth.id == alert(4).id
+        stored = {a.id: a for a in store.unpublished_alerts()}
+        assert set(stored) == {alert(n).id for n in (1, 2, 3, 4)}
+        assert {a.subject for a in stored.values()} == {"registry.example/app1:1"}
+        assert {a.id: a.etag for a in [*created, fourth]} == {i: a.etag for i, a in stored.items()}
+        assert store.create_alerts(digest(1), again) == []
+        assert store.create_alerts(digest(1), []) == []
+        # an alert listed twice is created once
+        assert [a.id for a in store.create_alerts(digest(1), [alert(5), alert(5), alert(6)])] == [
+            alert(5).id,
+            alert(6).id,
+        ]
+        assert len(store.unpublished_alerts()) == 6
+
+    def test_create_alerts_of_another_image_are_refused(self, store: Store) -> None:
+        with pytest.raises(ValueError):
+            store.create_alerts(digest(1), [alert(1), alert(2, img=2)])
+        assert store.unpublished_alerts() == []
+        # the same alert number on two images: two alerts, one call each
+        assert len(store.create_alerts(digest(1), [alert(1)])) == 1
+        assert len(store.create_alerts(digest(2), [alert(1, img=2)])) == 1
+        assert len(store.unpublished_alerts()) == 2
+
+    def test_mark_alerts_records_the_outcomes_in_one_call(self, store: Store) -> None:
+        created = store.create_alerts(digest(1), [alert(n, created=T0 + timedelta(minutes=n)) for n in range(4)])
+        outcomes = [
+            created[0].model_copy(update={"published_at": T0, "attempts": 1}),
+            created[1].model_copy(update={"attempts": 1, "last_error": "HTTP 500"}),
+            created[2].model_copy(update={"published_at": T0, "attempts": 1}),
+        ]
+        marked = store.mark_alerts(digest(1), outcomes)
+        assert [a.id for a in marked] == [a.id for a in outcomes]
+        assert all(m.etag and m.etag != o.etag for m, o in zip(marked, outcomes, strict=True))
+        left = store.unpublished_alerts()
+        assert [a.data["n"] for a in left] == [1, 3], "the published ones are no longer pending"
+        assert left[0].attempts == 1 and left[0].last_error == "HTTP 500" and left[0].etag == marked[1].etag
+        assert left[1].attempts == 0 and left[1].etag == created[3].etag
+        assert store.mark_alerts(digest(1), []) == []
+
+    def test_mark_alerts_is_conditional_and_atomic(self, store: Store) -> None:
+        created = store.create_alerts(digest(1), [alert(n) for n in range(3)])
+        # the outbox publishes alert 1 after we created it and before we record our attempts
+        store.mark_alert(created[1].model_copy(update={"published_at": T0, "attempts": 1}))
+        ours = [c.model_copy(update={"attempts": 1, "last_error": "HTTP 500"}) for c in created]
+        with pytest.raises(PreconditionFailed):
+            store.mark_alerts(digest(1), ours)
+        pending = {a.id: a for a in store.unpublished_alerts()}
+        assert set(pending) == {created[0].id, created[2].id}
+        assert all(a.attempts == 0 and a.last_error is None for a in pending.values()), "nothing was written"
+        # an alert that was never created fails its batch as well
+        fresh = pending[created[0].id].model_copy(update={"published_at": T0})
+        with pytest.raises(PreconditionFailed):
+            store.mark_alerts(digest(1), [fresh, alert(9).model_copy(update={"published_at": T0})])
+        assert created[0].id in {a.id for a in store.unpublished_alerts()}
+        with pytest.raises(ValueError):
+            store.mark_alerts(digest(1), [fresh, fresh])
+        with pytest.raises(ValueError):
+            store.mark_alerts(digest(2), [fresh])
+        # with the current etags the batch goes through
+        store.mark_alerts(digest(1), [fresh, pending[created[2].id].model_copy(update={"published_at": T0})])
+        assert store.unpublished_alerts() == []
+
     # -- layer cache ---------------------------------------------------------------------------------
 
     def test_layer_cache(self, store: Store) -> None:
@@ -312,3 +383,11 @@ class StoreContract:
         assert 1 <= cost(store.put_findings, digest(1), recs) <= 2, "an image's findings are one batched call"
         assert 1 <= cost(store.index_packages, digest(1), [("npm", f"p{i}") for i in range(300)]) <= 2
         assert 1 <= cost(store.create_alert, alert(1)) <= 2
+        alerts = [alert(n) for n in range(10, 30)]
+        assert 1 <= cost(store.create_alerts, digest(1), alerts) <= 2, "an image's alerts are one batched call"
+        assert 1 <= cost(store.create_alerts, digest(1), alerts) <= 2, "so is a duplicate delivery of them"
+        assert 1 <= cost(store.create_alerts, digest(1), [*alerts, alert(30)]) <= 3, "and a partly new one"
+        outcomes = [a.model_copy(update={"published_at": T0}) for a in store.unpublished_alerts(limit=100)]
+        assert len(outcomes) == 22
+        assert 1 <= cost(store.mark_alerts, digest(1), outcomes) <= 2, "their outcomes are one batched call"
+        assert cost(store.create_alerts, digest(1), []) == cost(store.mark_alerts, digest(1), []) == 0

@@ -13,11 +13,12 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from shared.stores.errors import StoreUnavailable
+from shared.stores.errors import PreconditionFailed, StoreUnavailable
 from shared.stores.models import FindingStatus
 from tests.conftest import require_module
 from tests.contract.store_contract import T0, StoreContract, alert, digest, finding, image
@@ -185,6 +186,81 @@ def test_package_index_overflow_matches_every_lookup(fresh: CosmosStore, monkeyp
     assert fresh.images_with_packages([("PyPI", "anything")]) == set()
 
 
+# -- alert batches ------------------------------------------------------------------------------------
+
+
+def test_alert_batches_are_one_request_per_hundred_alerts(fresh: CosmosStore) -> None:
+    alerts = [alert(n) for n in range(150)]
+    before = fresh.request_count
+    created = fresh.create_alerts(digest(1), alerts)
+    assert fresh.request_count - before == 2, "two transactional batches of creates"
+    assert len(created) == 150 and all(a.etag for a in created)
+    before = fresh.request_count
+    assert fresh.create_alerts(digest(1), alerts) == []
+    assert fresh.request_count - before == 2, "a batch that meets a conflict, then one query: all exist"
+    before = fresh.request_count
+    (new,) = fresh.create_alerts(digest(1), [*alerts, alert(150)])
+    assert new.id == alert(150).id
+    assert fresh.request_count - before == 3, "the conflict, the query, the batch of the one absent alert"
+    before = fresh.request_count
+    marked = fresh.mark_alerts(digest(1), [a.model_copy(update={"published_at": T0}) for a in [*created, new]])
+    assert fresh.request_count - before == 2, "two transactional batches of conditional replaces"
+    assert len(marked) == 151 and fresh.unpublished_alerts() == []
+
+
+def test_alert_batch_conflict_the_query_cannot_see_falls_back_to_single_creates(
+    fresh: CosmosStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh.create_alerts(digest(1), [alert(1)])
+    monkeypatch.setattr(fresh, "_existing_alert_ids", lambda d, ids: set())
+    created = fresh.create_alerts(digest(1), [alert(1), alert(2), alert(3)])
+    assert [a.id for a in created] == [alert(2).id, alert(3).id]
+    assert all(a.etag for a in created)
+    assert len(fresh.unpublished_alerts()) == 3
+
+
+def test_retried_batches_keep_their_etag_conditions(proxied: CosmosStore, proxy: FaultProxy) -> None:
+    # the SDK takes each operation's if_match_etag out of the options it is given: a retry that re-sent the
+    # same operations would go unconditional and overwrite what someone else wrote
+    (a,) = proxied.create_alerts(digest(1), [alert(1)])
+    proxied.mark_alert(a.model_copy(update={"published_at": T0, "attempts": 1, "etag": None}))  # someone else
+    proxy.add_fault(503, 1, method="POST", path_contains="/colls/alerts/docs", retry_after_ms=10)
+    with pytest.raises(PreconditionFailed):
+        proxied.mark_alerts(digest(1), [a.model_copy(update={"attempts": 1, "last_error": "HTTP 500"})])
+    assert [h.status for h in proxy.matching("POST", "/colls/alerts/docs")][-2:] == [503, 207]
+    assert proxied.unpublished_alerts() == [], "the other writer's published_at stands"
+
+    proxied.put_findings(digest(1), [finding(1, "CVE-2026-0001")])
+    (stored,) = proxied.findings_for_image(digest(1))
+    proxied.put_findings(digest(1), [stored.model_copy(update={"etag": None, "severity": "LOW"})])  # someone else
+    proxy.add_fault(503, 1, method="POST", path_contains="/colls/findings/docs", retry_after_ms=10)
+    with pytest.raises(PreconditionFailed):
+        proxied.put_findings(digest(1), [stored.model_copy(update={"status": FindingStatus.RESOLVED})])
+    assert [h.status for h in proxy.matching("POST", "/colls/findings/docs")][-2:] == [503, 207]
+    (now,) = proxied.findings_for_image(digest(1))
+    assert now.severity == "LOW" and now.status is FindingStatus.NEW
+
+
+def test_alert_updates_without_replace_batches_are_conditional_replaces(cosmos_server: ServiceProcess) -> None:
+    s = make_store(cosmos_server.url, batch="create", concurrency=4)
+    try:
+        created = s.create_alerts(digest(1), [alert(n) for n in range(5)])
+        assert len(created) == 5
+        s.mark_alert(created[0].model_copy(update={"published_at": T0, "etag": None}))
+        before = s.request_count
+        with pytest.raises(PreconditionFailed):
+            s.mark_alerts(digest(1), [c.model_copy(update={"attempts": 1}) for c in created])
+        assert s.request_count - before == 5, "one conditional replace per alert"
+        pending = {a.id: a for a in s.unpublished_alerts()}
+        # not atomic: the replaces whose condition held went through
+        assert set(pending) == {c.id for c in created[1:]} and {a.attempts for a in pending.values()} == {1}
+        marked = s.mark_alerts(digest(1), [a.model_copy(update={"published_at": T0}) for a in pending.values()])
+        assert len(marked) == 4 and s.unpublished_alerts() == []
+    finally:
+        s.close()
+        drop(cosmos_server.url, s.database_name)
+
+
 # -- throttling, unavailability, request counting ------------------------------------------------------
 
 
@@ -279,3 +355,76 @@ def test_unreachable_endpoint_is_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable, match=r"connect to .* failed after 2 attempts \(ServiceRequestError\)"):
         make_store("https://127.0.0.1:1", retries=1, backoff=0.01)
     assert time.monotonic() - started < 30
+
+
+# -- the worker on this store ------------------------------------------------------------------------------
+
+
+def test_worker_on_cosmos_stores_an_images_alerts_in_one_batch_and_alerts_once(
+    fresh: CosmosStore, tmp_path: Path
+) -> None:
+    import json
+
+    from shared.service.scan import ScanService, ServiceConfig
+    from shared.stores.blobs import LocalBlobStore
+    from shared.stores.models import AlertRecord
+    from shared.vulndb.importer import import_paths
+    from tests.support.inventories import NOW, REGISTRY, NoRegistry, advisory, apk, inventory
+
+    names = ("libalpha", "libbeta", "libgamma")
+    osv = tmp_path / "osv"
+    osv.mkdir()
+    for name in names:
+        (osv / f"{name}.json").write_text(json.dumps(advisory(f"TEST-{name}", name, "2.0-r1", "2026-01-01T00:00:00Z")))
+    import_paths(tmp_path / "vulndb.sqlite", [osv])
+
+    class Topic:
+        """Fails for libbeta until told otherwise."""
+
+        def __init__(self) -> None:
+            self.up = False
+            self.published: list[str] = []
+
+        def publish(self, alert: AlertRecord) -> None:
+            package = alert.data["package"]
+            assert isinstance(package, dict)
+            if package["name"] == "libbeta" and not self.up:
+                raise ConnectionError("topic answered HTTP 500")
+            self.published.append(alert.id)
+
+    topic = Topic()
+    svc = ScanService(
+        fresh,
+        LocalBlobStore(tmp_path / "blobs"),
+        NoRegistry(),
+        topic,
+        ServiceConfig(registries=[REGISTRY], db_path=tmp_path / "vulndb.sqlite"),
+        now=lambda: NOW,
+    )
+    base = inventory(1, False)
+    inv = base.model_copy(update={"packages": [*base.packages, *(apk(n, "2.0-r0") for n in names)]})
+    try:
+        before = fresh.request_count
+        out = svc.ingest(inv, f"{REGISTRY}/team/app1:1", pushed_at=NOW)
+        assert (out.findings_new, out.alerts_created, out.alerts_published) == (3, 3, 2)
+        # read the image and its findings; create the 3 alerts; write the findings, the image and its index;
+        # record the 3 outcomes: one request each, whatever the number of alerts
+        assert fresh.request_count - before == 7
+        (pending,) = fresh.unpublished_alerts()
+        assert pending.attempts == 1 and "HTTP 500" in (pending.last_error or "")
+
+        # delivered again: the same findings, no alert created, published or recorded
+        before = fresh.request_count
+        again = svc.ingest(inv, f"{REGISTRY}/team/app1:1", pushed_at=NOW)
+        assert (again.findings_new, again.alerts_created) == (0, 0)
+        # its findings are no longer new, so no alert is even tried: image, findings, findings, image, index
+        assert fresh.request_count - before == 5
+        assert len(topic.published) == 2
+        assert fresh.counts()["alerts"] == 3 and len(fresh.findings_for_image(inv.image.digest or "")) == 3
+
+        topic.up = True
+        report = svc.publish_pending()
+        assert (report.published, report.failed) == (1, 0)
+        assert fresh.unpublished_alerts() == [] and len(set(topic.published)) == 3
+    finally:
+        svc.close()

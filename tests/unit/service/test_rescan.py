@@ -9,91 +9,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from shared.domain.models import ImageInfo, OSInfo, Package, ScanResult, ToolInfo
 from shared.service import rescan
 from shared.service.messages import Action, ScanOutcome, Skip
 from shared.service.scan import ScanService, ServiceConfig
 from shared.stores.blobs import LocalBlobStore
-from shared.stores.models import AlertRecord, FindingStatus
+from shared.stores.models import FindingStatus
 from shared.stores.sqlite import SQLiteStore
 from shared.vulndb.importer import import_paths
-
-REGISTRY = "registry.example"
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-CRITICAL = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+from tests.support.inventories import NOW, REGISTRY, NoRegistry, Recorder, advisory, inventory
 
 
-def advisory(aid: str, name: str, fixed: str, modified: str, score: str | None = CRITICAL) -> dict[str, object]:
-    rec: dict[str, object] = {
-        "id": aid,
-        "modified": modified,
-        "summary": f"{name}: test advisory",
-        "details": "Synthetic record for the rescan tests (no such vulnerability exists).",
-        "affected": [
-            {
-                "package": {"ecosystem": "Alpine:v3.19", "name": name},
-                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
-            }
-        ],
-    }
-    if score:
-        rec["severity"] = [{"type": "CVSS_V3", "score": score}]
-    return rec
+class Clock:
+    """The service's clock, moved by the test."""
 
-
-def apk(name: str, version: str) -> Package:
-    return Package(
-        type="apk",
-        name=name,
-        version=version,
-        source_name=name,
-        ecosystem="Alpine:v3.19",
-        purl=f"pkg:apk/alpine/{name}@{version}?distro=alpine-3.19.1",
-        found_in="lib/apk/db/installed",
-    )
-
-
-def inventory(n: int, with_libfoo: bool, scanned_at: datetime = NOW) -> ScanResult:
-    digest = f"sha256:{n:064x}"
-    pkgs = [apk("musl", "1.2.4-r2"), apk("busybox", "1.36.1-r15"), apk(f"app{n % 20}", "1.0-r0")]
-    if with_libfoo:
-        pkgs.append(apk("libfoo", "2.0-r0"))
-    return ScanResult(
-        tool=ToolInfo(version="0.1.0"),
-        scanned_at=scanned_at,
-        image=ImageInfo(
-            reference=f"{REGISTRY}/team/app{n}:1",
-            source="registry",
-            registry=REGISTRY,
-            repository=f"team/app{n}",
-            tag="1",
-            digest=digest,
-        ),
-        os=OSInfo(family="alpine", version_id="3.19.1"),
-        packages=pkgs,
-    )
-
-
-class Recorder:
     def __init__(self) -> None:
-        self.alerts: list[AlertRecord] = []
+        self.at = NOW
 
-    def publish(self, alert: AlertRecord) -> None:
-        self.alerts.append(alert)
-
-
-class NoRegistry:
-    def credentials(self, registry: str, repository: str) -> None:
-        raise AssertionError("a rescan must not ask for registry credentials")
+    def __call__(self) -> datetime:
+        return self.at
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[ScanService, Recorder, Path, SQLiteStore]]:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def env(tmp_path: Path, clock: Clock) -> Iterator[tuple[ScanService, Recorder, Path, SQLiteStore]]:
     osv = tmp_path / "osv"
     osv.mkdir()
     (osv / "busybox.json").write_text(
@@ -109,7 +56,7 @@ def env(tmp_path: Path) -> Iterator[tuple[ScanService, Recorder, Path, SQLiteSto
         NoRegistry(),
         rec,
         ServiceConfig(registries=[REGISTRY], db_path=dbp),
-        now=lambda: NOW,
+        now=clock,
     )
     try:
         yield svc, rec, osv, store
@@ -118,17 +65,31 @@ def env(tmp_path: Path) -> Iterator[tuple[ScanService, Recorder, Path, SQLiteSto
         store.close()
 
 
-def test_delta_rescan_touches_only_the_affected_images(env: tuple[ScanService, Recorder, Path, SQLiteStore]) -> None:
+#: The acceptance scale: a refresh names a package held by 50 of 10,000 stored images.
+STORED = 10_000
+AFFECTED = frozenset(n for n in range(STORED) if n % 200 == 7)
+#: Images holding packages that only resemble the affected one (they must not be selected).
+DECOYS = frozenset(n for n in range(STORED) if n % 200 == 107)
+
+
+def test_delta_rescan_touches_only_the_affected_50_of_10000_images(
+    env: tuple[ScanService, Recorder, Path, SQLiteStore], clock: Clock
+) -> None:
     svc, rec, osv, store = env
-    affected = {n for n in range(1000) if n % 20 == 7}  # 50 of 1,000
-    for n in range(1000):
-        out = svc.ingest(inventory(n, n in affected), f"{REGISTRY}/team/app{n}:1", pushed_at=NOW)
+    assert len(AFFECTED) == 50 and len(DECOYS) == 50
+    want = {f"sha256:{n:064x}" for n in AFFECTED}
+    # every image goes the push path minus the pull: inventory blob, findings, summary, package index
+    for n in range(STORED):
+        inv = inventory(n, n in AFFECTED, decoys=n in DECOYS)
+        out = svc.ingest(inv, f"{REGISTRY}/team/app{n}:1", pushed_at=NOW)
         assert (out.findings_new, out.alerts_created) == (1, 0), "busybox's advisory has no severity: no alert"
     assert rec.alerts == []
+    assert store.counts()["images"] == STORED
     # nothing changed yet: the delta finds nothing
     assert list(svc.delta_rescan()) == []
 
-    # a refresh adds a critical advisory for libfoo
+    # an hour later a refresh adds a critical advisory for libfoo (Alpine)
+    clock.at = later = NOW + timedelta(hours=1)
     (osv / "libfoo.json").write_text(
         json.dumps(advisory("TEST-LIBFOO-1", "libfoo", "2.0-r1", "2026-02-20T08:30:00.5Z"))
     )
@@ -137,25 +98,34 @@ def test_delta_rescan_touches_only_the_affected_images(env: tuple[ScanService, R
     assert [len(b) for b in batches] == [20, 20, 10]
     msgs = [m for b in batches for m in b]
     assert all(m.action is Action.RESCAN for m in msgs)
-    assert {m.digest for m in msgs} == {f"sha256:{n:064x}" for n in affected}
+    assert {m.digest for m in msgs} == want, "selected: exactly the images holding libfoo"
 
     before = store.request_count
     outcomes = svc.run(batches)
     assert all(isinstance(o, ScanOutcome) and o.findings_new == 1 and o.alerts_published == 1 for o in outcomes)
     assert all(isinstance(o, ScanOutcome) and o.findings_open == 2 for o in outcomes)
+    # per image: read it, read its findings, create its alert, write its findings, write it, mark the alert
+    assert store.request_count - before <= 50 * 6
+    # rescanned: exactly those 50 were matched again; the other 9,950 were left as they were
+    rematched = {i.digest for i in store.images_seen_since(NOW - timedelta(days=1)) if i.matched_at == later}
+    assert rematched == want
+    # alerted once each
     assert len(rec.alerts) == 50
-    assert {a.image_digest for a in rec.alerts} == {f"sha256:{n:064x}" for n in affected}
+    assert {a.image_digest for a in rec.alerts} == want
     assert {a.type for a in rec.alerts} == {"hullwatch.vulnerability.new"}
-    assert rec.alerts[0].subject.startswith(f"{REGISTRY}/team/app")
-    assert store.request_count - before < 50 * 8
+    assert all(a.subject == f"{REGISTRY}/team/app{int(a.image_digest[7:], 16)}:1" for a in rec.alerts)
+    assert store.counts()["alerts"] == 50 and store.unpublished_alerts() == []
 
-    # the watermark moved: the same refresh is not rescanned twice; rerunning the messages alerts no more
+    # a repeat: the same data imported again selects nothing; the same messages delivered again alert no more
+    import_paths(tmp_path_db(svc), [osv])
     assert list(svc.delta_rescan()) == []
+    clock.at = NOW + timedelta(hours=2)
     again = svc.run(batches)
-    assert all(isinstance(o, ScanOutcome) and o.findings_new == 0 for o in again)
-    assert len(rec.alerts) == 50
+    assert all(isinstance(o, ScanOutcome) and o.findings_new == 0 and o.alerts_created == 0 for o in again)
+    assert len(rec.alerts) == 50 and store.counts()["alerts"] == 50
     crit = store.findings_by_severity("CRITICAL", limit=100)
     assert len(crit) == 50 and {r.status for r in crit} == {FindingStatus.ACTIVE}
+    assert {r.image_digest for r in crit} == want
 
 
 def tmp_path_db(svc: ScanService) -> Path:
