@@ -191,6 +191,22 @@ class _Version:
     diff_id: str | None
     analyzer: str
     result: AnalysisResult
+    # its form in export_state, made once: the layer cache exports the state after every layer, and most
+    # versions (a base layer's package database) are exported again and again unchanged
+    exported: dict[str, object] | None = field(default=None, compare=False)
+
+    def export(self) -> dict[str, object]:
+        if self.exported is None:
+            r = self.result
+            self.exported = {
+                "layer": self.layer_index,
+                "diff_id": self.diff_id,
+                "analyzer": self.analyzer,
+                "packages": [p.model_dump(mode="json") for p in r.packages],
+                "os": r.os.model_dump(mode="json") if r.os is not None else None,
+                "os_priority": r.os_priority,
+            }
+        return self.exported
 
 
 ELF_MAGIC = b"\x7fELF"
@@ -223,6 +239,8 @@ class LayerEngine:
         self._binary_cap = max((a.max_file_size for a in self._binary_analyzers), default=0)
         # path -> executable record, for files still present in the view
         self._exec: dict[str, Executable] = {}
+        # export_state's form of each executable, with the object it was made from (see _Version.exported)
+        self._exec_exported: dict[str, tuple[Executable, dict[str, object]]] = {}
         self._exact: dict[str, list[Analyzer]] = {}
         self._prefix_analyzers = [a for a in self._analyzers if a.prefixes]
         self._suffix_analyzers = [a for a in self._analyzers if a.suffixes]
@@ -469,22 +487,19 @@ class LayerEngine:
         analyzers, the next layer is read exactly as if the earlier layers had
         just been read: the layer cache stores this under the layers' chain key.
         """
+        exported = self._exec_exported
+        executables = []
+        for path, e in self._exec.items():
+            done = exported.get(path)
+            if done is None or done[0] is not e:  # new, or replaced by a later layer
+                done = exported[path] = (e, e.model_dump(mode="json"))
+            executables.append(done[1])
+        if len(exported) > len(self._exec):
+            for path in [p for p in exported if p not in self._exec]:
+                del exported[path]
         return {
-            "versions": {
-                path: [
-                    {
-                        "layer": v.layer_index,
-                        "diff_id": v.diff_id,
-                        "analyzer": v.analyzer,
-                        "packages": [p.model_dump(mode="json") for p in v.result.packages],
-                        "os": v.result.os.model_dump(mode="json") if v.result.os is not None else None,
-                        "os_priority": v.result.os_priority,
-                    }
-                    for v in slot
-                ]
-                for path, slot in self._versions.items()
-            },
-            "executables": [e.model_dump(mode="json") for e in self._exec.values()],
+            "versions": {path: [v.export() for v in slot] for path, slot in self._versions.items()},
+            "executables": executables,
         }
 
     def import_state(self, state: dict[str, object]) -> None:

@@ -137,19 +137,17 @@ def scan_handle(
         ids = [lay.diff_id or "" for lay in handle.layers]
         keys = [chain_key(ids[: i + 1], versions) for i in range(len(ids))]
     start = 0
-    for i in range(len(keys) - 1, -1, -1):
-        state = layer_cache.get(keys[i]) if layer_cache is not None else None
-        if state is None:
-            continue
-        try:
-            engine.import_state(state)
-            cached_warnings = [ScanWarning.model_validate(w) for w in state.get("warnings", [])]
-        except (ValueError, KeyError, TypeError):  # an unreadable entry is a miss
-            engine = LayerEngine(analyzers, warnings.append)
-            continue
-        warnings.extend(cached_warnings)
-        start = i + 1
-        break
+    if layer_cache is not None and keys:
+        hit = _deepest_cached(layer_cache, keys)
+        if hit is not None:
+            depth, state = hit
+            try:
+                engine.import_state(state)
+                warnings.extend(ScanWarning.model_validate(w) for w in state.get("warnings", []))
+                start = depth + 1
+            except (ValueError, KeyError, TypeError):  # an unreadable entry is a miss: read every layer
+                engine = LayerEngine(analyzers, warnings.append)
+                warnings[:] = list(handle.warnings)
     for pos in range(start, len(handle.layers)):
         lay = handle.layers[pos]
         engine.add_layer(lay.index, lay.diff_id, handle.layer_entries(lay, budget), lay.label)
@@ -198,6 +196,39 @@ def scan_handle(
         executables=out.executables,
         warnings=warnings,
     )
+
+
+def _deepest_cached(cache: LayerStateCache, keys: Sequence[str]) -> tuple[int, dict[str, Any]] | None:
+    """(index, state) of the deepest chain in ``keys`` whose state the cache holds, or None.
+
+    Every lookup is a store round trip, so the order matters. The scanner stores a
+    state after every layer it reads, so the cached chains of a stack are (barring
+    eviction) a prefix of it: the deepest and next-deepest are tried first (the same
+    image again; an image adding one layer to a known one), then the shallowest (if
+    even the base layer is unknown, nothing deeper is: a new image costs three
+    lookups, not one per layer), then a binary search in between.
+    """
+    n = len(keys)
+    for i in (n - 1, n - 2):
+        if i >= 0:
+            state = cache.get(keys[i])
+            if state is not None:
+                return i, state
+    if n <= 2:
+        return None
+    state = cache.get(keys[0])
+    if state is None:
+        return None
+    best: tuple[int, dict[str, Any]] = (0, state)
+    lo, hi = 1, n - 3  # keys[n - 2] and keys[n - 1] missed
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        state = cache.get(keys[mid])
+        if state is None:
+            hi = mid - 1
+        else:
+            best, lo = (mid, state), mid + 1
+    return best
 
 
 def _name_package(p: Package, os_info: object) -> Package:

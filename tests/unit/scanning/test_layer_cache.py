@@ -80,3 +80,43 @@ def test_an_unreadable_cache_entry_is_a_miss(tmp_path: Path) -> None:
     r = scan_handle(handle_for(tmp_path, "b", [base, top], read), ScanOptions(), layer_cache=cache)
     assert read == [base.diff_id, top.diff_id]
     assert [p.name for p in r.packages] == ["libc6", "zlib1g"]
+
+
+class CountingCache(DictCache):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups: list[str] = []
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        self.lookups.append(key)
+        return super().get(key)
+
+
+def test_lookups_stay_few_however_many_layers(tmp_path: Path) -> None:
+    """Each lookup is a store round trip: a new image must not cost one per layer."""
+    layers = [I.layer([OS, status("libc6")])] + [I.layer([I.file(f"opt/l{i}", f"{i}\n")]) for i in range(1, 8)]
+    cache = CountingCache()
+
+    scan_handle(handle_for(tmp_path, "cold", layers, []), ScanOptions(), layer_cache=cache)
+    assert len(cache.lookups) == 3, "deepest, next-deepest and the base layer miss: a new stack"
+    assert len(cache.data) == 8
+
+    cache.lookups.clear()
+    read: list[str] = []
+    scan_handle(handle_for(tmp_path, "same", layers, read), ScanOptions(), layer_cache=cache)
+    assert (len(cache.lookups), read) == (1, []), "the same stack again: one lookup, nothing read"
+
+    cache.lookups.clear()
+    read = []
+    extra = I.layer([I.file("opt/extra", "x\n")])
+    scan_handle(handle_for(tmp_path, "plus-one", [*layers, extra], read), ScanOptions(), layer_cache=cache)
+    assert (len(cache.lookups), read) == (2, [extra.diff_id])
+
+    # only the first three chains of a new eight-layer stack are known: found by binary search
+    cache.lookups.clear()
+    read = []
+    other = [*layers[:3]] + [I.layer([I.file(f"srv/o{i}", f"{i}\n")]) for i in range(5)]
+    r = scan_handle(handle_for(tmp_path, "partial", other, read), ScanOptions(), layer_cache=cache)
+    assert read == [lay.diff_id for lay in other[3:]]
+    assert len(cache.lookups) <= 6
+    assert [p.name for p in r.packages] == ["libc6"]
