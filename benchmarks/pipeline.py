@@ -9,12 +9,17 @@ Three measurements, one process, one run (medians where repeated):
    default) is pushed to a ``docker-registry`` on 127.0.0.1 (htpasswd auth).
    Each repetition pushes a fresh digest: the same six layers plus one tiny
    top layer holding a file whose content names the repetition (so
-   scan-once-per-digest and the layer-stack cache cannot skip the pull). Then,
-   interleaved (the order alternates):
+   scan-once-per-digest cannot skip the pull). Then, interleaved (the order
+   alternates):
      pipeline - ``ScanService.handle(ScanMessage(PUSH, digest))`` with
                 ``CosmosStore`` on cosmosdb-server, ``LocalBlobStore`` and a
                 recording publisher: pull, inventory, match, findings
-                lifecycle, alerts, all persisted;
+                lifecycle, alerts, all persisted; a new service (database,
+                blobs) each repetition, so its layer cache is empty and it
+                reads every layer, like the bare scan;
+     warm     - the same with one service kept across repetitions, whose
+                layer cache holds the six shared layers (reported, not the
+                target's measure);
      bare     - ``scan(ScanRequest(ref))`` + ``assess(...)`` of the same
                 digest: what ``hullwatch scan`` does, without its output.
    The vulnerability database is built by the real importer from hand-written
@@ -225,6 +230,8 @@ class PushResult:
     bare: list[float] = field(default_factory=list)
     inventory: list[float] = field(default_factory=list)  # pull + scan + inventory blob + layer cache
     persist: list[float] = field(default_factory=list)  # match + lifecycle + Cosmos writes + alerts
+    warm: list[float] = field(default_factory=list)  # the pipeline with the six base layers in its layer cache
+    warm_inventory: list[float] = field(default_factory=list)
     requests: list[int] = field(default_factory=list)
     findings_open: int = 0
     alerts: list[int] = field(default_factory=list)
@@ -283,28 +290,28 @@ def part_push(args: argparse.Namespace, work: Path, vd: VulnData, root: Path, me
 
     reg = start_registry(work / "registry", "htpasswd")
     cosmos = None
-    store = None
-    svc = None
+    opened: list[Any] = []  # services and stores to close
     try:
         log(f"registry on {reg.host}; starting cosmosdb-server")
         (work / "cosmos").mkdir(exist_ok=True)
         cosmos = start_cosmos(work / "cosmos")
         log(f"cosmosdb-server on {cosmos.url}")
-        store = CosmosStore(cosmos.url, COSMOS_KEY, f"bench{uuid.uuid4().hex[:8]}", enable_endpoint_discovery=False)
         assert reg.username and reg.password
         pub = Recorder()
-        svc = ScanService(
-            store,
-            LocalBlobStore(work / "push-blobs"),
-            StaticCredentials({reg.host: BasicCredentials(reg.username, reg.password)}),
-            pub,
-            ServiceConfig(registries=[reg.host], db_path=db_path, insecure_registries=frozenset({reg.host})),
-        )
-        inv = Timed(svc._inventory)
-        per = Timed(svc._persist)
-        svc._inventory = inv  # type: ignore[method-assign]
-        svc._persist = per  # type: ignore[method-assign]
         repo = "bench/app"
+
+        def service(label: str) -> Any:
+            """A ScanService on its own Cosmos DB database and blob directory: its own layer cache."""
+            store = CosmosStore(cosmos.url, COSMOS_KEY, f"bench{uuid.uuid4().hex[:8]}", enable_endpoint_discovery=False)
+            svc = ScanService(
+                store,
+                LocalBlobStore(work / f"push-blobs-{label}-{uuid.uuid4().hex[:6]}"),
+                StaticCredentials({reg.host: BasicCredentials(reg.username, reg.password)}),
+                pub,
+                ServiceConfig(registries=[reg.host], db_path=db_path, insecure_registries=frozenset({reg.host})),
+            )
+            opened.extend([svc, store])
+            return svc
 
         def bare(ref: str) -> tuple[float, Any]:
             t = time.perf_counter()
@@ -319,7 +326,7 @@ def part_push(args: argparse.Namespace, work: Path, vd: VulnData, root: Path, me
             out = assess(results, db_path, MatchOptions())
             return time.perf_counter() - t, out[0]
 
-        def pipeline(tag: str, digest: str) -> tuple[float, ScanOutcome, int, float, float]:
+        def pipeline(svc: Any, tag: str, digest: str) -> tuple[float, ScanOutcome, int, float, float]:
             msg = ScanMessage(
                 action=Action.PUSH,
                 registry=reg.host,
@@ -330,47 +337,59 @@ def part_push(args: argparse.Namespace, work: Path, vd: VulnData, root: Path, me
                 event_id=f"bench-{tag}",
                 event_time=datetime.now(UTC),
             )
-            r0, i0, p0 = store.request_count, inv.total, per.total
+            inv, per = Timed(svc._inventory), Timed(svc._persist)
+            svc._inventory, svc._persist = inv, per
+            r0 = svc.store.request_count
             t = time.perf_counter()
             out = svc.handle(msg)
             dt = time.perf_counter() - t
             assert isinstance(out, ScanOutcome) and out.scanned, out
-            return dt, out, store.request_count - r0, inv.total - i0, per.total - p0
+            return dt, out, svc.store.request_count - r0, inv.total, per.total
 
+        # One long-lived service sees every repetition: its layer cache already holds the six shared layers,
+        # as a deployment's would for images built on a common base. The measured pipeline is a new service
+        # (new database, new blobs) each repetition: nothing cached, so it pulls and reads every layer as the
+        # bare scan does, and also writes the layer cache; that is the like-for-like overhead.
+        warm_svc = service("warm")
         for i in range(-1, args.reps):  # -1: warm-up (container creation, first imports, page cache)
             tag = "warmup" if i < 0 else f"r{i}"
             img = rep_image(layers, history, tag)
             push(reg.url, repo, tag, img, reg.auth)
             ref = f"{reg.host}/{repo}@{img.digest}"
-            pub.clear()
-            order = ("bare", "pipe") if i % 2 == 0 else ("pipe", "bare")
+            cold_svc = service(f"cold-{tag}")
+            order = ("bare", "pipe", "warm") if i % 2 == 0 else ("warm", "pipe", "bare")
             for which in order:
                 if which == "bare":
                     tb, result = bare(ref)
+                elif which == "pipe":
+                    pub.clear()
+                    tp, out, nreq, ti, tper = pipeline(cold_svc, tag, img.digest)
+                    nalerts = len(pub.alerts)
                 else:
-                    tp, out, nreq, ti, tper = pipeline(tag, img.digest)
+                    tw, wout, _, twi, _ = pipeline(warm_svc, tag, img.digest)
             if i < 0:
                 res.packages = len(result.packages)
                 res.bare_findings = len(result.findings or [])
-                log(f"warm-up: bare {tb:.2f} s, pipeline {tp:.2f} s ({nreq} Cosmos requests)")
+                log(f"warm-up: bare {tb:.2f} s, pipeline {tp:.2f} s ({nreq} Cosmos requests), warm cache {tw:.2f} s")
                 continue
-            assert out.findings_open == res.bare_findings, (out.findings_open, res.bare_findings)
+            assert out.findings_open == res.bare_findings == wout.findings_open, (out.findings_open, res.bare_findings)
             res.bare.append(tb)
             res.pipe.append(tp)
+            res.warm.append(tw)
+            res.warm_inventory.append(twi)
             res.inventory.append(ti)
             res.persist.append(tper)
             res.requests.append(nreq)
-            res.alerts.append(len(pub.alerts))
+            res.alerts.append(nalerts)
             res.findings_open = out.findings_open
             log(
                 f"rep {i}: bare {tb:.2f} s, pipeline {tp:.2f} s (inventory {ti:.2f}, persist {tper:.2f}; "
-                f"{nreq} Cosmos requests, {out.findings_open} findings, {len(pub.alerts)} alerts)"
+                f"{nreq} Cosmos requests, {out.findings_open} findings, {nalerts} alerts); "
+                f"warm layer cache {tw:.2f} s (inventory {twi:.2f})"
             )
     finally:
-        if svc is not None:
-            svc.close()
-        if store is not None:
-            store.close()
+        for part in reversed(opened):
+            part.close()
         if cosmos is not None:
             cosmos.stop()
         reg.stop()
@@ -697,7 +716,8 @@ def push_summary(pr: PushResult) -> str:
     return (
         f"push: pipeline {median(pr.pipe):.2f} s / bare {median(pr.bare):.2f} s = {pr.ratio:.2f}x; persisting "
         f"{median(pr.persist):.2f} s; Cosmos requests per push {[int(n) for n in pr.requests]} "
-        f"(median {statistics.median(pr.requests):.0f}); {pr.findings_open} findings; alerts per push {pr.alerts}"
+        f"(median {statistics.median(pr.requests):.0f}); {pr.findings_open} findings; alerts per push {pr.alerts}; "
+        f"with the base layers cached {median(pr.warm):.2f} s (inventory {median(pr.warm_inventory):.2f} s)"
     )
 
 
@@ -711,7 +731,11 @@ def reading(pr: PushResult, rr: RescanResult, dr: DeltaResult) -> str:
         f"lifecycle, {statistics.median(pr.requests):.0f} Cosmos requests, {pr.findings_open} findings, "
         f"{median([float(a) for a in pr.alerts]):.0f} alerts published) {per:.2f} s; the bare scan's own match "
         f"(`assess`) is included in its time. Both pull over loopback from the same registry with the page cache "
-        f"warm, so the ratio is about the backend's own work, not the network.",
+        f"warm, so the ratio is about the backend's own work, not the network. That pipeline starts each "
+        f"repetition with an empty layer cache; a service that has seen the six shared base layers before (as a "
+        f"deployment has, for images on a common base) downloads and reads only the new top layer: "
+        f"{median(pr.warm):.2f} s (inventory step {median(pr.warm_inventory):.2f} s), "
+        f"{median(pr.warm) / median(pr.bare):.2f}x the bare scan.",
         f"Daily rescan: the {rr.images:,} stored images have {rr.findings_per_image:.1f} open findings each on "
         f"average. {rr.ingested} of them (one per distinct package set, plus the images with the rare package) "
         f"went through `ScanService.ingest` ({rr.ingested / rr.ingest_s:.0f} ingests/s) and then one rescan "
@@ -755,8 +779,8 @@ def section(args: argparse.Namespace, pr: PushResult, rr: RescanResult, dr: Delt
             f"repetitions, medians",
             f"- Vulnerability data: {vd.matching} matching + {vd.non_matching} non-matching hand-written OSV "
             f"records for the image's Debian source packages (+{vd.critical} critical for the push), real importer",
-            "- Per-repetition seconds (bare / pipeline): "
-            + ", ".join(f"{b:.2f}/{p:.2f}" for b, p in zip(pr.bare, pr.pipe, strict=True)),
+            "- Per-repetition seconds (bare / pipeline / pipeline with the base layers cached): "
+            + ", ".join(f"{b:.2f}/{p:.2f}/{w:.2f}" for b, p, w in zip(pr.bare, pr.pipe, pr.warm, strict=True)),
             "",
             table(pr, rr, dr),
             "",
