@@ -43,6 +43,12 @@ param registryEventSchema string = 'EventGridSchema'
 @description('Object ids of other Entra service principals that write findings and publish alerts (the AWS Lambda side\'s app registration). Each gets the Cosmos DB data role on the database and EventGrid Data Sender on the alerts topic, nothing else.')
 param externalWriterPrincipalIds array = []
 
+@description('Audience of the Pub/Sub push subscription that delivers Artifact Registry / Container Registry notifications to the gar_push function. When set, every push must carry a Google-signed OIDC token for this audience, else it is answered 401. Empty: no Google registry is wired up.')
+param pubsubAudience string = ''
+
+@description('Service account the Pub/Sub push subscription authenticates as; when set, the token must be issued to it (verified email).')
+param pubsubServiceAccount string = ''
+
 @description('Images pushed or pulled within this many days are rescanned daily.')
 @minValue(1)
 param rescanWindowDays int = 30
@@ -377,6 +383,21 @@ resource acr 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
 
 var allowedRegistries = union([acr.properties.loginServer], extraAllowedRegistries)
 
+// Pub/Sub push authentication, only when configured (an empty setting would be read as a value).
+var pubsubAudienceSetting = empty(pubsubAudience) ? [] : [
+  {
+    name: 'HULLWATCH_PUBSUB_AUDIENCE'
+    value: pubsubAudience
+  }
+]
+var pubsubServiceAccountSetting = empty(pubsubServiceAccount) ? [] : [
+  {
+    name: 'HULLWATCH_PUBSUB_SERVICE_ACCOUNT'
+    value: pubsubServiceAccount
+  }
+]
+var pubsubSettings = concat(pubsubAudienceSetting, pubsubServiceAccountSetting)
+
 // AcrPull, the registry's system topic and its subscription live beside the registry.
 module registry 'modules/registry.bicep' = {
   name: 'hullwatch-registry-${suffix}'
@@ -433,7 +454,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      appSettings: [
+      appSettings: concat([
         // Host storage by identity: no connection string, no account key.
         {
           name: 'AzureWebJobsStorage__accountName'
@@ -491,7 +512,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'HULLWATCH_RESCAN_WINDOW_DAYS'
           value: string(rescanWindowDays)
         }
-      ]
+      ], pubsubSettings)
     }
   }
 }

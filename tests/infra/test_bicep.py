@@ -242,3 +242,12 @@ def test_monitoring_is_keyless(main: str) -> None:
     insights = _resource(main, "appInsights")
     assert "DisableLocalAuth: true" in insights and "WorkspaceResourceId: logAnalytics.id" in insights
     assert "value: 'Authorization=AAD'" in _resource(main, "functionApp")
+
+
+def test_pubsub_push_authentication_is_set_only_when_configured(main: str) -> None:
+    """GAR/GCR pushes: the OIDC audience (and service account) reach the app only when given."""
+    assert "param pubsubAudience string = ''" in main and "param pubsubServiceAccount string = ''" in main
+    for setting, param in (("HULLWATCH_PUBSUB_AUDIENCE", "pubsubAudience"),
+                           ("HULLWATCH_PUBSUB_SERVICE_ACCOUNT", "pubsubServiceAccount")):  # fmt: skip
+        assert re.search(rf"empty\({param}\) \? \[\] : \[\s*\{{\s*name: '{setting}'\s*value: {param}\s*\}}", main)
+    assert re.search(r"appSettings: concat\(\[.*\], pubsubSettings\)", _resource(main, "functionApp"), re.S)
