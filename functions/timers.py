@@ -1,11 +1,14 @@
 """Timers: the daily rescan, the vulnerability database refresh, and the alerts outbox.
 
-* ``daily_rescan`` (02:00 UTC) — RESCAN requests for images pushed, pulled or scanned in the last
-  ``HULLWATCH_RESCAN_WINDOW_DAYS`` days and images reported running, listed in batches and fanned
-  out through the scan queue: the timer only lists, the workers match.
+* ``daily_rescan`` (02:00 UTC) — rescan requests for images pushed, pulled or scanned in the last
+  ``HULLWATCH_RESCAN_WINDOW_DAYS`` days and images reported running, fanned out through the scan
+  queue: the timer only lists, the workers match. One ``rescan-batch`` message names up to
+  ``HULLWATCH_RESCAN_BATCH_SIZE`` images (200): the host writes each queue message with its own
+  HTTP call after the function returns, and the timer must finish within the plan's 10 minutes, so
+  100,000 images go out as 500 messages, not 100,000.
 * ``vulndb_refresh`` (hourly, at :15) — updates the OSV database (conditional downloads), publishes
-  the new version to Blob storage for the workers, and queues RESCAN requests at once for only the
-  images whose packages the new or changed advisories name.
+  the new version to Blob storage for the workers, and queues rescan-batch requests at once for only
+  the images whose packages the new or changed advisories name.
 * ``alerts_outbox`` (every 5 minutes) — republishes alerts whose publication failed.
 
 Schedules are NCRONTAB (with seconds), in UTC.
@@ -18,6 +21,7 @@ import logging
 import azure.functions as func
 
 from shared.composition import components, scan_queue_name
+from shared.service.rescan import image_count
 
 log = logging.getLogger("hullwatch.functions.timers")
 
@@ -34,9 +38,14 @@ ALERTS_OUTBOX_SCHEDULE = "0 */5 * * * *"
 @bp.timer_trigger(arg_name="timer", schedule=DAILY_RESCAN_SCHEDULE, run_on_startup=False, use_monitor=True)
 @bp.queue_output(arg_name="scan", queue_name=SCAN_QUEUE, connection=QUEUE_CONNECTION)
 def daily_rescan(timer: func.TimerRequest, scan: func.Out[list[str]]) -> None:
-    bodies = [m.model_dump_json() for batch in components().daily_rescan() for m in batch]
-    scan.set(bodies)
-    log.info("daily rescan: %d images queued%s", len(bodies), " (past due)" if timer.past_due else "")
+    messages = list(components().daily_rescan())
+    scan.set([m.model_dump_json() for m in messages])
+    log.info(
+        "daily rescan: %d images queued in %d messages%s",
+        sum(image_count(m) for m in messages),
+        len(messages),
+        " (past due)" if timer.past_due else "",
+    )
 
 
 @bp.function_name("vulndb_refresh")
@@ -44,13 +53,14 @@ def daily_rescan(timer: func.TimerRequest, scan: func.Out[list[str]]) -> None:
 @bp.queue_output(arg_name="scan", queue_name=SCAN_QUEUE, connection=QUEUE_CONNECTION)
 def vulndb_refresh(timer: func.TimerRequest, scan: func.Out[list[str]]) -> None:
     report = components().refresh_vulndb()
-    scan.set([m.model_dump_json() for batch in report.messages for m in batch])
+    scan.set([m.model_dump_json() for m in report.messages])
     log.info(
-        "vulnerability database %s (fetched %s; unchanged %d); %d affected images queued",
+        "vulnerability database %s (fetched %s; unchanged %d); %d affected images queued in %d messages",
         report.version,
         ", ".join(report.fetched) or "nothing",
         len(report.unchanged),
         report.rescans,
+        len(report.messages),
     )
 
 

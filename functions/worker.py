@@ -6,6 +6,12 @@ to ``<queue>-poison``. The reason is recorded when that happens (``failures/<que
 the blob store, and the log). A message that can never succeed (not a scan request, a
 registry that is not configured, an image the registry refuses) is not retried: it goes
 straight to the poison queue with its reason, through an output binding, and is acknowledged.
+
+A ``rescan-batch`` message re-matches its images one after the other. An image that fails on
+its own is recorded (``failures/<queue>/...``, as a single-image RESCAN message one can
+replay) and the message still completes, so the other images are not retried or poisoned with
+it; a failure that is not the image's raises and the whole message is retried (rescans are
+idempotent).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pydantic import ValidationError
 
 from shared.composition import components, scan_queue_name
 from shared.errors import InputError
-from shared.service.messages import ScanMessage, Skip
+from shared.service.messages import BatchOutcome, ScanMessage, Skip
 
 log = logging.getLogger("hullwatch.functions.worker")
 
@@ -51,5 +57,9 @@ def scan_worker(msg: func.QueueMessage, poison: func.Out[str]) -> None:
         raise
     if isinstance(outcome, Skip):
         log.info("message %s skipped: %s", message_id, outcome.reason)
+    elif isinstance(outcome, BatchOutcome):
+        c.record_batch_failures(SCAN_QUEUE, message_id, outcome, attempts)
+        level = logging.WARNING if outcome.failures else logging.INFO
+        log.log(level, "message %s (%s): %s", message_id, outcome.event_id, outcome.summary())
     else:
         log.info("message %s: %s", message_id, outcome.model_dump_json())

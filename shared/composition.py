@@ -27,10 +27,13 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +43,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import InputError
-from shared.service import events
+from shared.service import events, rescan
 from shared.service.alerts import DEFAULT_RULES, AlertPublisher, AlertRule, LocalAlertPublisher, load_rules
 from shared.service.cloud_credentials import (
     AcrCredentialProvider,
@@ -55,7 +58,7 @@ from shared.service.cloud_credentials import (
 )
 from shared.service.credentials import Allowlist, CredentialProvider
 from shared.service.errors import Retryable
-from shared.service.messages import ScanMessage, Skip
+from shared.service.messages import MAX_BATCH_DIGESTS, Action, BatchOutcome, ScanMessage, Skip
 from shared.service.scan import ScanService, ServiceConfig
 from shared.stores.ports import BlobStore, Store
 from shared.vulndb import db as vulndb
@@ -63,6 +66,12 @@ from shared.vulndb import db as vulndb
 log = logging.getLogger("hullwatch.composition")
 
 DEFAULT_SCAN_QUEUE = "scan-requests"
+#: Bytes per read when the vulnerability database is hashed, compressed or decompressed.
+_COPY_CHUNK = 1024 * 1024
+#: One ``SendMessageBatch`` takes ten entries, and its bodies together may not pass the queue's maximum
+#: message size: 256 KiB as the templates create the queue (SQS's long-standing default).
+SQS_BATCH_ENTRIES = 10
+SQS_BATCH_BYTES = 256 * 1024
 
 
 def _env(*names: str) -> AliasChoices:
@@ -158,7 +167,12 @@ class Settings(BaseSettings):
 
     # rescans
     rescan_window_days: int = Field(default=30, ge=1)
-    rescan_batch_size: int = Field(default=500, ge=1)
+    rescan_batch_size: int = Field(
+        default=rescan.DEFAULT_BATCH,
+        ge=1,
+        le=MAX_BATCH_DIGESTS,
+        description="Images per rescan-batch queue message (each message is also kept under the queues' size limit).",
+    )
 
     # Pub/Sub push authentication (GAR/GCR): verification is on when an audience is configured
     pubsub_audience: str | None = None
@@ -393,6 +407,15 @@ class VulnDbChannel:
     ``check_seconds`` and downloads only when the version differs from the one
     installed locally, replacing the file atomically: the scan service notices
     the new file and reopens it, and keeps it open (warm) otherwise.
+
+    The database can be a gigabyte on a function with 2 GB of memory, so neither
+    direction holds it in memory: ``publish`` gzips it into a temporary file
+    beside it and streams that to the blob store (``put_file``); ``sync``
+    streams the download into a temporary file (``get_file``), then gunzips it
+    into another one chunk by chunk while hashing, and only a file whose digest
+    matches the pointer replaces the installed one. The temporary files live
+    beside the database (the same filesystem, so the replace is a rename) and
+    are removed whatever happens.
     """
 
     POINTER = "current.json"
@@ -426,7 +449,7 @@ class VulnDbChannel:
         digest = hashlib.sha256()
         size = 0
         with self.path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
+            for chunk in iter(lambda: f.read(_COPY_CHUNK), b""):
                 digest.update(chunk)
                 size += len(chunk)
         sha = digest.hexdigest()
@@ -437,7 +460,10 @@ class VulnDbChannel:
         stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
         version = f"{stamp}-{sha[:12]}"
         key = f"{self.prefix}{version}.sqlite.gz"
-        self.blobs.put(key, gzip.compress(self.path.read_bytes(), compresslevel=6))
+        with self._scratch(".gz") as packed:
+            with self.path.open("rb") as src, gzip.GzipFile(packed, "wb", compresslevel=6, mtime=0) as gz:
+                shutil.copyfileobj(src, gz, _COPY_CHUNK)
+            self.blobs.put_file(key, packed)
         published = VulnDbVersion(version, key, sha, size)
         pointer = {"version": version, "key": key, "sha256": sha, "size": size}
         self.blobs.put(self.prefix + self.POINTER, json.dumps(pointer).encode())
@@ -454,26 +480,38 @@ class VulnDbChannel:
             current = self.current()
             if current is None or current.version == self.installed():
                 return False
-            data = self.blobs.get(current.key)
-            if data is None:
-                log.warning("vulnerability database %s is published but missing", current.key)
-                return False
-            raw = gzip.decompress(data)
-            if hashlib.sha256(raw).hexdigest() != current.sha256:
-                log.warning("vulnerability database %s does not match its digest; kept the old one", current.key)
-                return False
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".vulndb-", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(raw)
-                Path(tmp).replace(self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with self._scratch(".gz") as packed, self._scratch("") as raw:
+                if not self.blobs.get_file(current.key, packed):
+                    log.warning("vulnerability database %s is published but missing", current.key)
+                    return False
+                digest = hashlib.sha256()
+                try:
+                    with gzip.open(packed, "rb") as gz, raw.open("wb") as out:
+                        for chunk in iter(lambda: gz.read(_COPY_CHUNK), b""):
+                            digest.update(chunk)
+                            out.write(chunk)
+                except (OSError, EOFError, zlib.error) as exc:  # not gzip, corrupt, or cut short
+                    log.warning("vulnerability database %s is unreadable (%s); kept the old one", current.key, exc)
+                    return False
+                if digest.hexdigest() != current.sha256:
+                    log.warning("vulnerability database %s does not match its digest; kept the old one", current.key)
+                    return False
+                raw.replace(self.path)
             self._marker.write_text(current.version, encoding="utf-8")
             log.info("vulnerability database %s installed", current.version)
             return True
+
+    @contextmanager
+    def _scratch(self, suffix: str) -> Iterator[Path]:
+        """A temporary file beside the database (same filesystem: a rename installs it), removed afterwards."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".vulndb-", suffix=suffix, dir=self.path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            yield tmp
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -481,8 +519,8 @@ class RefreshReport:
     version: str
     fetched: list[str]
     unchanged: list[str]
-    rescans: int
-    messages: list[list[ScanMessage]] = field(default_factory=list)
+    rescans: int  # images
+    messages: list[ScanMessage] = field(default_factory=list)  # the rescan-batch queue messages naming them
 
 
 # -- intake: what the triggers call ------------------------------------------------------------------------------
@@ -522,7 +560,10 @@ class Intake:
 
 
 class SqsScanQueue:
-    """Scan requests to SQS as JSON, ten to a ``SendMessageBatch``; a failed entry raises Retryable."""
+    """Scan requests to SQS as JSON, batched: ten messages, and at most 256 KiB, to a ``SendMessageBatch``.
+
+    A failed entry raises Retryable (the caller's platform runs it again; a repeated request is harmless).
+    """
 
     def __init__(self, queue_url: str, client: Any = None, *, endpoint_url: str | None = None) -> None:
         if client is None:
@@ -537,16 +578,31 @@ class SqsScanQueue:
         resp = self.client.send_message(QueueUrl=self.queue_url, MessageBody=message.model_dump_json())
         return str(resp["MessageId"])
 
-    def send(self, messages: Sequence[ScanMessage]) -> int:
-        for i in range(0, len(messages), 10):
-            chunk = messages[i : i + 10]
-            entries = [{"Id": str(n), "MessageBody": m.model_dump_json()} for n, m in enumerate(chunk)]
-            resp = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            failed = resp.get("Failed") or []
-            if failed:
-                codes = ", ".join(sorted({str(f.get("Code", "?")) for f in failed}))
-                raise Retryable(f"{self.queue_url}: {len(failed)} of {len(chunk)} messages not sent ({codes})")
-        return len(messages)
+    def send(self, messages: Iterable[ScanMessage]) -> int:
+        """Send messages as they come (a generator is consumed lazily); returns how many were sent."""
+        sent = 0
+        chunk: list[str] = []
+        size = 0
+        for m in messages:
+            body = m.model_dump_json()
+            length = len(body.encode())
+            if chunk and (len(chunk) >= SQS_BATCH_ENTRIES or size + length > SQS_BATCH_BYTES):
+                sent += self._send_batch(chunk)
+                chunk, size = [], 0
+            chunk.append(body)
+            size += length
+        if chunk:
+            sent += self._send_batch(chunk)
+        return sent
+
+    def _send_batch(self, bodies: Sequence[str]) -> int:
+        entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies)]
+        resp = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        failed = resp.get("Failed") or []
+        if failed:
+            codes = ", ".join(sorted({str(f.get("Code", "?")) for f in failed}))
+            raise Retryable(f"{self.queue_url}: {len(failed)} of {len(bodies)} messages not sent ({codes})")
+        return len(bodies)
 
 
 # -- one set of components per process ---------------------------------------------------------------------------
@@ -659,16 +715,42 @@ class Components:
             log.exception("could not record the failure of message %s", message_id)
         return doc
 
-    def daily_rescan(self) -> Iterable[list[ScanMessage]]:
+    def record_batch_failures(
+        self, queue: str, message_id: str, outcome: BatchOutcome, attempts: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Record each image of a rescan-batch that failed on its own, as a single-image RESCAN one can replay.
+
+        The batch message itself succeeded (the other images were re-matched), so the
+        platform deletes it; these records are what is left of the failed images.
+        """
+        docs = []
+        for failure in outcome.failures:
+            single = ScanMessage(
+                action=Action.RESCAN,
+                registry="",
+                repository="",
+                digest=failure.digest,
+                source="rescan",
+                event_id=f"{outcome.event_id}/{failure.digest}",
+            )
+            docs.append(
+                self.record_failure(
+                    queue, f"{message_id}/{failure.digest}", single.model_dump_json(), failure.reason, attempts
+                )
+            )
+        return docs
+
+    def daily_rescan(self) -> Iterator[ScanMessage]:
+        """The daily rescan's queue messages: rescan-batch messages of up to ``rescan_batch_size`` images each."""
         s = self.settings
-        return self.service().daily_rescan(s.rescan_window_days, s.rescan_batch_size)
+        return rescan.queue_messages(self.service().daily_rescan(s.rescan_window_days, s.rescan_batch_size))
 
     def refresh_vulndb(self) -> RefreshReport:
         """Update the OSV database, publish the new version, and list the images its changes affect.
 
-        The database-delta rescan messages come back in batches for the caller to
-        enqueue (the same queue the daily rescan uses); the delta watermark advances
-        once every batch has been listed.
+        The database-delta rescans come back as rescan-batch messages for the caller
+        to enqueue (the same queue and the same batching as the daily rescan); the
+        delta watermark advances once every image has been listed.
         """
         from shared.vulndb.update import update
 
@@ -678,13 +760,14 @@ class Components:
             self.settings.vulndb_file, self.settings.ecosystems or None, base_url=self.settings.osv_base_url
         )
         published = channel.publish()
-        batches = list(self.service().delta_rescan(batch_size=self.settings.rescan_batch_size))
+        batches = self.service().delta_rescan(batch_size=self.settings.rescan_batch_size)
+        messages = list(rescan.queue_messages(batches))
         return RefreshReport(
             version=published.version,
             fetched=result.fetched,
             unchanged=result.unchanged,
-            rescans=sum(len(b) for b in batches),
-            messages=batches,
+            rescans=sum(rescan.image_count(m) for m in messages),
+            messages=messages,
         )
 
 

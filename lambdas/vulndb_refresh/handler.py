@@ -4,8 +4,8 @@ The AWS twin of the ``vulndb_refresh`` timer of the Functions app. It starts fro
 the published version (so only ecosystems whose OSV export changed are downloaded,
 with conditional requests), publishes the new file under the bucket's
 ``HULLWATCH_VULNDB_CONTAINER`` prefix (``vulndb/`` by default) with a version, and
-sends RESCAN requests to SQS for only the images whose packages the new or changed
-advisories name. Scan workers pick the new version up on their next check
+sends rescan-batch requests to SQS (the daily rescan's batching) for only the images
+whose packages the new or changed advisories name. Scan workers pick the new version up on their next check
 (``HULLWATCH_VULNDB_CHECK_SECONDS``) and keep it open between invocations.
 
 A failure raises and the schedule's retry policy runs it again: publishing an
@@ -38,7 +38,8 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     c = components()
     report = c.refresh_vulndb()
     queue = c.scan_queue()
-    queued = sum(queue.send(batch) for batch in report.messages)
+    messages = queue.send(report.messages)
+    queued = report.rescans
     metrics.add_metric(name="AdvisoryRescansQueued", unit=MetricUnit.Count, value=queued)
     metrics.add_metric(name="EcosystemsFetched", unit=MetricUnit.Count, value=len(report.fetched))
     logger.info(
@@ -49,6 +50,7 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
             "fetched": list(report.fetched),
             "unchanged": len(report.unchanged),
             "images": queued,
+            "messages": messages,
         },
     )
     return {

@@ -52,7 +52,7 @@ from shared.service import events
 from shared.service.alerts import DEFAULT_RULES, AlertRule, LocalAlertPublisher
 from shared.service.credentials import Allowlist, BasicCredentials
 from shared.service.errors import InvalidEvent, Retryable
-from shared.service.messages import ScanMessage, ScanOutcome, Skip
+from shared.service.messages import BatchOutcome, ScanMessage, ScanOutcome, Skip
 from shared.service.scan import ScanService, ServiceConfig
 from shared.stores.blobs import LocalBlobStore
 from shared.stores.sqlite import SQLiteStore
@@ -133,7 +133,7 @@ def build_service(config: LocalConfig) -> ScanService:
 @dataclass
 class Processed:
     message: ScanMessage
-    outcome: ScanOutcome | Skip | None
+    outcome: ScanOutcome | Skip | BatchOutcome | None
     error: str | None = None
 
 
@@ -223,6 +223,8 @@ class Worker:
             self._say(f"FAILED {p.message.action.value} {ref}: {p.error}")
         elif isinstance(p.outcome, Skip):
             self._say(f"skipped {p.message.action.value} {ref}: {p.outcome.reason}")
+        elif isinstance(p.outcome, BatchOutcome):
+            self._say(f"{p.message.action.value} {p.message.event_id}: {p.outcome.summary()}")
         elif p.outcome is not None:
             o = p.outcome
             how = "scanned" if o.scanned else "re-matched"
@@ -460,13 +462,18 @@ def rescan(
                     summary.failed += 1
                     summary.errors.append(f"{msg.digest}: {exc}")
                     continue
-                if isinstance(outcome, Skip):
-                    summary.skipped += 1
-                    continue
-                summary.rescanned += 1
-                summary.new_findings += outcome.findings_new
-                summary.resolved_findings += outcome.findings_resolved
-                summary.alerts += outcome.alerts_created
+                results = outcome.results if isinstance(outcome, BatchOutcome) else [outcome]
+                if isinstance(outcome, BatchOutcome):
+                    summary.failed += len(outcome.failures)
+                    summary.errors.extend(f"{f.digest}: {f.reason}" for f in outcome.failures)
+                for one in results:
+                    if isinstance(one, Skip):
+                        summary.skipped += 1
+                        continue
+                    summary.rescanned += 1
+                    summary.new_findings += one.findings_new
+                    summary.resolved_findings += one.findings_resolved
+                    summary.alerts += one.alerts_created
         summary.outbox_published = service.publish_pending().published
     finally:
         service.close()

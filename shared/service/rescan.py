@@ -1,17 +1,27 @@
-"""Rescans: which stored images to re-match, as RESCAN messages fanned out through the queue.
+"""Rescans: which stored images to re-match, as batched RESCAN messages fanned out through the queue.
 
 Two selections, both without pulling anything from a registry (a RESCAN
 re-matches the stored inventory):
 
 - **Daily** (:func:`daily_batches`): every image (not deleted) pushed, pulled or
-  scanned in the last ``since_days`` days, plus images reported running. The
-  timer only lists and enqueues, in batches (one queue send per batch), so
-  100,000 images fit in a timer's time limit; the workers do the matching.
+  scanned in the last ``since_days`` days, plus images reported running.
 - **On new vulnerability data** (:func:`delta_batches`): only the images whose
-  inverted-index entries (ecosystem, normalised package name) intersect the
-  packages named by advisories added or changed since the last refresh
+  inverted-index entries (ecosystem, normalised name) intersect the packages
+  named by advisories added or changed since the last refresh
   (:func:`changed_advisory_keys`), so a new critical reaches the images already
   in production within minutes of the data, not the next day.
+
+Both yield batches of single-image RESCAN messages; :func:`queue_messages` turns
+each batch into *one* ``rescan-batch`` queue message naming its digests. That is
+what makes 100,000 images fit in a timer's time limit: one queue write per
+image would be 100,000 HTTP calls from the Functions host after the timer
+returns (Azure Storage queues have no batch send) and 10,000
+``SendMessageBatch`` calls on AWS; at :data:`DEFAULT_BATCH` images a message it
+is 500 writes, and 50 SQS calls. A batch is also cut at
+:data:`MAX_MESSAGE_BYTES` of digests, so a message stays under the queues'
+size limits whatever the digests are (Azure: 64 KiB after the host's base64
+encoding, which adds a third; SQS: 256 KiB). The timer only lists and enqueues;
+the workers do the matching, one batch message each.
 
 The index holds, per image, every (ecosystem, name) the matcher looks up for its
 packages (:meth:`shared.vulndb.matcher.Matcher.lookup_keys`, versions dropped).
@@ -19,8 +29,9 @@ packages (:meth:`shared.vulndb.matcher.Matcher.lookup_keys`, versions dropped).
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +44,14 @@ from shared.stores.ports import Store
 from shared.vulndb import db
 from shared.vulndb.names import ecosystem_base
 
-DEFAULT_BATCH = 500
+#: Images per rescan-batch message. A worker re-matches one in roughly 10 ms, so a message is a few seconds
+#: of work (a retry redoes little) and the queue spreads a daily rescan over many workers.
+DEFAULT_BATCH = 200
+#: The most bytes of JSON-encoded digests one batch message carries. Azure Storage allows 64 KiB per message
+#: and the Functions host base64-encodes it (4/3): 40 KiB leaves 48 KiB of room for that and the envelope.
+#: Ten such messages in one SQS ``SendMessageBatch`` would pass its 256 KiB, so the SQS sender also splits
+#: by size. At 200 digests of 71 characters a message holds about 15 KB.
+MAX_MESSAGE_BYTES = 40 * 1024
 #: Ecosystem families whose advisories name release-qualified ecosystems ("Red Hat:enterprise_linux:9::...")
 #: while packages carry the family's own name; a change is indexed under both.
 _QUALIFIED_FAMILIES = frozenset({"Red Hat", "SUSE", "openSUSE"})
@@ -138,23 +156,72 @@ def rescan_message(image: ImageRecord, event_id: str) -> ScanMessage:
     )
 
 
+def _digest_bytes(msg: ScanMessage) -> int:
+    """What one image adds to a batch message: its digest as a JSON string, and a comma."""
+    return len(json.dumps(msg.digest or "")) + 1
+
+
 def _batches(messages: Iterable[ScanMessage], batch_size: int) -> Iterator[list[ScanMessage]]:
+    """Groups of at most ``batch_size`` messages whose digests fit in one queue message (MAX_MESSAGE_BYTES)."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     batch: list[ScanMessage] = []
+    size = empty = 1  # the list's brackets, less the comma the last digest does not need
     for m in messages:
+        cost = _digest_bytes(m)
+        if batch and size + cost > MAX_MESSAGE_BYTES:
+            yield batch
+            batch, size = [], empty
         batch.append(m)
+        size += cost
         if len(batch) >= batch_size:
             yield batch
-            batch = []
+            batch, size = [], empty
     if batch:
         yield batch
+
+
+def batch_message(batch: Sequence[ScanMessage]) -> ScanMessage:
+    """One rescan-batch queue message for a batch of single-image RESCANs: their digests, in order.
+
+    Only the digests travel: a worker re-matching an image reads its record anyway
+    (references, inventory key), so the registry and repository would be dead weight.
+    The event id is the first image's, with how many more follow (logs can find the batch).
+    """
+    digests = tuple(m.digest for m in batch if m.digest)
+    if not digests:
+        raise ValueError("a rescan batch needs at least one image digest")
+    first = next(m for m in batch if m.digest)
+    return ScanMessage(
+        action=Action.RESCAN_BATCH,
+        registry="",
+        repository="",
+        digests=digests,
+        source="rescan",
+        event_id=f"{first.event_id}+{len(digests) - 1}",
+    )
+
+
+def queue_messages(batches: Iterable[Sequence[ScanMessage]]) -> Iterator[ScanMessage]:
+    """The queue messages for batches of single-image RESCANs: one rescan-batch message per batch."""
+    for batch in batches:
+        if any(m.digest for m in batch):
+            yield batch_message(batch)
+
+
+def image_count(message: ScanMessage) -> int:
+    """How many images a queue message names (a rescan-batch its digests, any other one)."""
+    return len(message.digests) if message.digests is not None else 1
 
 
 def daily_batches(
     store: Store, now: datetime, since_days: int = 30, batch_size: int = DEFAULT_BATCH
 ) -> Iterator[list[ScanMessage]]:
-    """RESCAN messages for images seen in the window (plus running ones), ``batch_size`` at a time."""
+    """RESCAN messages for images seen in the window (plus running ones), in batches of one queue message each.
+
+    A batch holds at most ``batch_size`` images and :data:`MAX_MESSAGE_BYTES` of digests;
+    :func:`queue_messages` packs each into the rescan-batch message the triggers enqueue.
+    """
     since = now - timedelta(days=since_days)
     stamp = now.strftime("%Y%m%d")
 
@@ -173,7 +240,7 @@ def delta_batches(
     now: datetime,
     batch_size: int = DEFAULT_BATCH,
 ) -> Iterator[list[ScanMessage]]:
-    """RESCAN messages for the images whose indexed packages intersect ``keys``."""
+    """RESCAN messages for the images whose indexed packages intersect ``keys``, batched as :func:`daily_batches`."""
     wanted = set(keys)
     stamp = now.strftime("%Y%m%dT%H%M%S")
 

@@ -15,6 +15,15 @@ trigger, Lambda SQS handler, ``hullwatch serve``'s in-process queue):
 - **DELETE**: the repository's references are removed from the image; when none
   remain the image is marked deleted and all its findings are resolved.
 - **RESCAN**: the stored inventory is re-matched; no registry request.
+- **RESCAN_BATCH** (``rescan-batch``, what the daily and database-delta rescans
+  enqueue): each named image is re-matched in turn. An image that fails for a
+  reason of its own (a corrupt inventory, say) is reported in the
+  :class:`~shared.service.messages.BatchOutcome` and the rest go on; the
+  platform's worker records it. A failure that is not the image's (the store
+  throttling past its retries, the image changing under us too often, the
+  vulnerability database unusable) stops the batch and is raised, so the whole
+  message is retried: rescans are idempotent, and the images already done cost
+  a read or two each the second time.
 
 After every match: the findings lifecycle (:mod:`shared.service.lifecycle`) is
 applied to the stored findings and the changes written in one batch; the image
@@ -72,12 +81,13 @@ from shared.service import lifecycle, rescan
 from shared.service.alerts import DEFAULT_RULES, AlertPublisher, AlertRule, PublishReport
 from shared.service.credentials import Allowlist, CredentialProvider
 from shared.service.errors import Retryable
-from shared.service.messages import Action, ScanMessage, ScanOutcome, Skip
+from shared.service.messages import Action, BatchOutcome, ImageFailure, ScanMessage, ScanOutcome, Skip
 from shared.stores import fingerprints as fp
-from shared.stores.errors import PreconditionFailed
+from shared.stores.errors import PreconditionFailed, StoreUnavailable
 from shared.stores.models import AlertRecord, ImageRecord, LayerCacheEntry
 from shared.stores.ports import BlobStore, Store
 from shared.vulndb import db
+from shared.vulndb.errors import VulnDBError
 from shared.vulndb.matcher import Matcher
 
 log = logging.getLogger("hullwatch.service")
@@ -90,6 +100,8 @@ MAX_ATTEMPTS = 4
 _HANDLE_WARNINGS = frozenset({"platform-mismatch", "foreign-layer-skipped"})
 #: Registry failures worth a platform retry (the rest are the event's fault: acknowledged, not retried).
 _TRANSIENT = ("answered HTTP 5", "rate-limiting", "cannot reach", "timed out", "connection reset", "connection to")
+#: Failures in a rescan batch that are not the image's fault: they stop the batch and are raised.
+_BATCH_STOPPERS: tuple[type[BaseException], ...] = (Retryable, StoreUnavailable)
 
 
 @dataclass(frozen=True)
@@ -214,11 +226,17 @@ class ScanService:
 
     # -- the queue message -----------------------------------------------------------------
 
-    def handle(self, msg: ScanMessage) -> ScanOutcome | Skip:
+    def handle(self, msg: ScanMessage) -> ScanOutcome | Skip | BatchOutcome:
         """Process one message. Raises InvalidEvent/RegistryNotAllowed (acknowledge, never retry),
-        Retryable (let the platform retry), or another InputError (a bad image: acknowledge)."""
+        Retryable (let the platform retry), or another InputError (a bad image: acknowledge).
+
+        A rescan-batch message gives a :class:`BatchOutcome`; its ``failures`` are the
+        images that failed on their own, for the caller to record.
+        """
         if msg.action is Action.RESCAN:
             return self._rescan(msg)
+        if msg.action is Action.RESCAN_BATCH:
+            return self._rescan_batch(msg)
         self.allowlist.check(msg.registry, msg.event_id)
         if msg.action is Action.DELETE:
             return self._delete(msg)
@@ -472,6 +490,41 @@ class ScanService:
         subject = image.references[0] if image.references else msg.digest
         return self._persist(msg.digest, result, subject, self._now(), image=image, scanned=False)
 
+    def _rescan_batch(self, msg: ScanMessage) -> BatchOutcome:
+        out = BatchOutcome(event_id=msg.event_id)
+        digests = msg.digests or ()
+        for n, digest in enumerate(digests):
+            one = ScanMessage(
+                action=Action.RESCAN,
+                registry=msg.registry,
+                repository=msg.repository,
+                digest=digest,
+                source=msg.source,
+                event_id=f"{msg.event_id}/{digest}",
+            )
+            try:
+                try:
+                    out.results.append(self._rescan(one))
+                except VulnDBError as exc:
+                    # the database is missing or unreadable, not the image: every image would fail alike.
+                    # Retryable, not the InputError it is, so the message is retried (a worker installs the
+                    # published version on its next check) rather than poisoned at once.
+                    raise Retryable(f"{msg.event_id}: vulnerability database unusable ({exc})") from exc
+            except _BATCH_STOPPERS as exc:
+                log.warning(
+                    "%s: stopped at image %d of %d (%s: %s); the message will be retried",
+                    msg.event_id,
+                    n + 1,
+                    len(digests),
+                    type(exc).__name__,
+                    exc,
+                )
+                raise
+            except Exception as exc:
+                log.exception("%s: rescan of %s failed; going on with the rest of the batch", msg.event_id, digest)
+                out.failures.append(ImageFailure(digest=digest, reason=f"{type(exc).__name__}: {exc}"))
+        return out
+
     # -- match, lifecycle, store, alert ------------------------------------------------------------
 
     def _match(self, result: ScanResult, *, index_keys: bool) -> _Match:
@@ -585,7 +638,11 @@ class ScanService:
         return alerting.publish_pending(self.store, self.publisher, self._now, limit)
 
     def daily_rescan(self, since_days: int = 30, batch_size: int = rescan.DEFAULT_BATCH) -> Iterator[list[ScanMessage]]:
-        """Batches of RESCAN messages: images pushed, pulled or scanned in the window, plus running ones."""
+        """Batches of RESCAN messages: images pushed, pulled or scanned in the window, plus running ones.
+
+        Each batch is one queue message's worth (:func:`rescan.queue_messages` packs it into a
+        rescan-batch message); in-process callers can hand the batches to :meth:`run` as they are.
+        """
         return rescan.daily_batches(self.store, self._now(), since_days, batch_size)
 
     def delta_rescan(
@@ -610,8 +667,23 @@ class ScanService:
             self._write_watermark(changed.watermark)
 
     def run(self, batches: Iterable[Sequence[ScanMessage]]) -> list[ScanOutcome | Skip]:
-        """Handle messages in this process (``hullwatch rescan`` and tests; platforms enqueue them instead)."""
-        return [self.handle(m) for batch in batches for m in batch]
+        """Handle messages in this process (``hullwatch rescan`` and tests; platforms enqueue them instead).
+
+        One result per image: a rescan-batch message contributes its images' results. An image
+        of a batch that failed on its own raises here (nothing records it in this process).
+        """
+        out: list[ScanOutcome | Skip] = []
+        for batch in batches:
+            for m in batch:
+                res = self.handle(m)
+                if isinstance(res, BatchOutcome):
+                    if res.failures:
+                        f = res.failures[0]
+                        raise InputError(f.digest, f"rescan failed: {f.reason}")
+                    out.extend(res.results)
+                else:
+                    out.append(res)
+        return out
 
     # -- the delta watermark ------------------------------------------------------------------------
 

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from shared.errors import InputError
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 MAX_KEY_LENGTH = 1024
+#: Bytes per read when a file is copied into or out of the store.
+COPY_CHUNK = 1024 * 1024
 
 
 class BlobKeyError(InputError):
@@ -56,12 +61,20 @@ class LocalBlobStore:
         return path
 
     def put(self, key: str, data: bytes) -> None:
+        self._write(key, lambda f: f.write(data))
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Store a file's content, copied in chunks (never whole in memory)."""
+        with Path(path).open("rb") as src:
+            self._write(key, lambda f: shutil.copyfileobj(src, f, COPY_CHUNK))
+
+    def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> None:
         path = self.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".blob-", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                fill(f)
             Path(tmp).replace(path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -77,3 +90,16 @@ class LocalBlobStore:
             return path.read_bytes()
         except FileNotFoundError:
             return None
+
+    def get_file(self, key: str, path: Path) -> bool:
+        """Copy a blob to ``path`` in chunks; False (``path`` untouched) when there is no such blob."""
+        source = self.path_for(key)
+        with self._lock:
+            self.get_count += 1
+        try:
+            src = source.open("rb")
+        except FileNotFoundError:
+            return False
+        with src, Path(path).open("wb") as out:
+            shutil.copyfileobj(src, out, COPY_CHUNK)
+        return True

@@ -7,6 +7,12 @@ of a missing key is ``None``, and the same keys are refused
 characters, with NUL or a backslash, absolute, or with an empty, ``.`` or
 ``..`` segment), so a key that works in one store works in all three.
 
+``put_file``/``get_file`` stream a local file to and from the store with the
+SDKs' chunked transfers (Azure: blocks read from the open file and ranged
+reads written into it; S3: boto3's managed ``upload_file``/``download_file``),
+a bounded number of chunks in flight, so a file of a gigabyte (the
+vulnerability database) never has to fit in memory.
+
 Each creates its container or bucket when missing (``create=False`` when the
 infrastructure owns it) and counts its reads and writes (``get_count``,
 ``put_count``). The SDKs retry transient failures themselves (Azure: the
@@ -21,6 +27,7 @@ import importlib
 import io
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from azure.core.credentials import TokenCredential
@@ -41,7 +48,22 @@ log = logging.getLogger(__name__)
 #: Objects larger than this are uploaded in blocks (Azure) or parts (S3), several at a time.
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 MAX_CONCURRENCY = 4
-_AZURE_OPTIONS: dict[str, Any] = {"max_single_put_size": MULTIPART_THRESHOLD, "max_block_size": 4 * 1024 * 1024}
+#: Blocks or parts in flight when a file is uploaded: each is held in memory while it travels, so this bounds
+#: the memory an upload of any size takes (two 4 MiB blocks on Azure, two 8 MiB parts on S3).
+FILE_CONCURRENCY = 2
+#: Azure reads fetch at most 1 MiB a request. The storage SDK gathers each response's pieces with ``list()``
+#: on a stream whose ``len()`` is its byte count, so the list is first sized to one slot per byte: a read
+#: briefly takes about ten times its size (the default first read, 32 MiB, would take over 300 MiB).
+#: Uploads of a stream take the SDK's memory-efficient path (each block read from the stream as it is sent,
+#: not first copied whole) only when blocks are larger than ``min_large_block_upload_threshold``.
+_AZURE_GET_SIZE = 1024 * 1024
+_AZURE_OPTIONS: dict[str, Any] = {
+    "max_single_put_size": MULTIPART_THRESHOLD,
+    "max_block_size": 4 * 1024 * 1024,
+    "min_large_block_upload_threshold": 1024 * 1024 + 1,
+    "max_single_get_size": _AZURE_GET_SIZE,
+    "max_chunk_get_size": _AZURE_GET_SIZE,
+}
 
 
 def check_key(key: str) -> str:
@@ -164,6 +186,41 @@ class AzureBlobStore(_Counts):
                 raise StoreUnavailable(f"{self.name}: cannot read {key} (HTTP {exc.status_code})") from exc
             raise
 
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload a file in blocks read from it as they are sent (a seekable stream of known length)."""
+        check_key(key)
+        try:
+            with Path(path).open("rb") as f:
+                size = Path(path).stat().st_size
+                self._container.upload_blob(
+                    self.prefix + key, f, length=size, overwrite=True, max_concurrency=FILE_CONCURRENCY
+                )
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise StoreUnavailable(f"{self.name}: cannot write {key} ({exc})") from exc
+        except HttpResponseError as exc:
+            if _transient(exc.status_code):
+                raise StoreUnavailable(f"{self.name}: cannot write {key} (HTTP {exc.status_code})") from exc
+            raise
+        self._counted("put")
+
+    def get_file(self, key: str, path: Path) -> bool:
+        """Download a blob into ``path`` in ranged reads of 1 MiB, one at a time, each written as it arrives."""
+        check_key(key)
+        self._counted("get")
+        try:
+            downloader = self._container.download_blob(self.prefix + key, max_concurrency=1)
+            with Path(path).open("wb") as out:
+                downloader.readinto(out)
+        except ResourceNotFoundError:
+            return False
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise StoreUnavailable(f"{self.name}: cannot read {key} ({exc})") from exc
+        except HttpResponseError as exc:
+            if _transient(exc.status_code):
+                raise StoreUnavailable(f"{self.name}: cannot read {key} (HTTP {exc.status_code})") from exc
+            raise
+        return True
+
 
 def _boto3() -> Any:
     """boto3, imported when an S3 store is made (only the AWS deployment needs it)."""
@@ -185,9 +242,15 @@ class S3BlobStore(_Counts):
         self.prefix = _prefix(prefix)
         self.name = f"s3 bucket {bucket}"
         self._errors = importlib.import_module("botocore.exceptions")
+        self._boto3_errors = importlib.import_module("boto3.exceptions")
         transfer = importlib.import_module("boto3.s3.transfer")
         self._transfer = transfer.TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD, max_concurrency=MAX_CONCURRENCY
+        )
+        self._file_transfer = transfer.TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD,
+            multipart_chunksize=MULTIPART_THRESHOLD,
+            max_concurrency=FILE_CONCURRENCY,
         )
         if create:
             self._create()
@@ -276,3 +339,32 @@ class S3BlobStore(_Counts):
             raise self._unavailable(f"cannot read {key}", exc) from exc
         except self._errors.BotoCoreError as exc:
             raise self._unavailable(f"cannot read {key}", exc) from exc
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload a file with boto3's managed transfer: parts read from the file as they are sent."""
+        check_key(key)
+        try:
+            self._client.upload_file(str(path), self.bucket, self.prefix + key, Config=self._file_transfer)
+        except (self._errors.ClientError, self._errors.BotoCoreError) as exc:
+            raise self._unavailable(f"cannot write {key}", exc) from exc
+        except self._boto3_errors.S3UploadFailedError as exc:
+            # boto3 wraps the client error of a failed upload; judge the error it wraps
+            cause = exc.__context__
+            if isinstance(cause, self._errors.ClientError):
+                raise self._unavailable(f"cannot write {key}", cause) from exc
+            raise StoreUnavailable(f"{self.name}: cannot write {key} ({exc})") from exc
+        self._counted("put")
+
+    def get_file(self, key: str, path: Path) -> bool:
+        """Download an object into ``path`` with boto3's managed transfer (ranged parts written as they arrive)."""
+        check_key(key)
+        self._counted("get")
+        try:
+            self._client.download_file(self.bucket, self.prefix + key, str(path), Config=self._file_transfer)
+        except self._errors.ClientError as exc:
+            if self._code(exc) in ("NoSuchKey", "404", "NotFound") or self._status(exc) == 404:
+                return False
+            raise self._unavailable(f"cannot read {key}", exc) from exc
+        except (self._errors.BotoCoreError, self._boto3_errors.RetriesExceededError) as exc:
+            raise self._unavailable(f"cannot read {key}", exc) from exc
+        return True

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from shared.stores.models import AlertRecord, FindingRecord, ImageRecord, LayerCacheEntry
@@ -53,7 +54,17 @@ class Store(Protocol):
 
 
 class BlobStore(Protocol):
-    """Large documents (inventories, layer results): local files, Azure Blob Storage or S3."""
+    """Large documents (inventories, layer results): local files, Azure Blob Storage or S3.
+
+    ``put``/``get`` hold the whole document in memory: fine for inventories. The
+    vulnerability database (a gigabyte, on functions with 2 GB of memory) goes
+    through ``put_file``/``get_file``, which stream between a local file and the
+    store in bounded chunks. ``get_file`` returns False, leaving ``path`` alone,
+    when the key does not exist; otherwise it overwrites ``path`` (callers that
+    need an atomic replace give it a temporary file).
+    """
 
     def put(self, key: str, data: bytes) -> None: ...
     def get(self, key: str) -> bytes | None: ...
+    def put_file(self, key: str, path: Path) -> None: ...
+    def get_file(self, key: str, path: Path) -> bool: ...

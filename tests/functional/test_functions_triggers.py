@@ -16,7 +16,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -29,7 +29,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared import composition
 from shared.composition import Settings
+from shared.domain.models import ScanResult
 from shared.service.messages import Action, ScanMessage
+from shared.stores.blobs import LocalBlobStore
 from shared.stores.sqlite import SQLiteStore
 from shared.vulndb.importer import import_paths
 from tests.functional.test_functions_app import FUNCTIONS
@@ -506,21 +508,162 @@ def test_worker_delete_resolves_the_images_findings(
         assert {f.status.value for f in store.findings_for_image(img.digest)} == {"resolved"}
 
 
+GAR_REPO = "us-east1-docker.pkg.dev/my-project/my-repo/hello-world"
+GAR_DIGEST = "sha256:6ec128e26cd5f0ee1e5a7c4b5ab1d3b2e2e6a7c1b0d4e8f9a3c5b7d9e1f3a5c7"  # the samples' image
+
+
+def test_gar_delete_through_gar_push_and_the_worker_resolves_the_findings(
+    worker_settings: Settings, registry: tuple[FakeServer, I.Image]
+) -> None:
+    server, img = registry
+    settings = worker_settings.model_copy(update={"registry_allowlist": (server.host, "us-east1-docker.pkg.dev")})
+    composition.reset(settings)
+    # the image's inventory, from a real scan; then known under the GAR samples' digest, as if scanned in CI
+    call("scan_worker", QueueMessage(push_message(server, img)), Out())
+    with SQLiteStore(settings.sqlite_file) as store:
+        scanned = store.get_image(img.digest)
+    assert scanned is not None and scanned.inventory_key
+    data = LocalBlobStore(settings.blob_dir).get(scanned.inventory_key)
+    assert data is not None
+    result = ScanResult.model_validate_json(data)
+    result = result.model_copy(update={"image": result.image.model_copy(update={"digest": GAR_DIGEST})})
+    composition.components().service().ingest(result, f"{GAR_REPO}:1.1", event_id="ci")
+
+    # GAR's INSERT through the HTTP trigger and the worker: the digest is known, nothing is pulled
+    out: Out[str] = Out()
+    assert call("gar_push", push_request(gar_body()), out).status_code == 202
+    call("scan_worker", QueueMessage(out.get(), id="gar-insert"), Out())
+    with SQLiteStore(settings.sqlite_file) as store:
+        image = store.get_image(GAR_DIGEST)
+        assert image is not None and image.references == [f"{GAR_REPO}:1.1"] and not image.deleted
+        findings = store.findings_for_image(GAR_DIGEST)
+    assert sorted(f.finding.package_name for f in findings) == ["libcrypto3", "libssl3"]
+    assert {f.status.value for f in findings} <= {"new", "active"}
+    alerted = alerts(settings)
+
+    # GAR's DELETE sample, as Pub/Sub pushes it, through gar_push; the worker resolves the image's findings
+    deleted: Out[str] = Out()
+    resp = call("gar_push", push_request(gar_body("gar-pubsub-push-delete.json")), deleted)
+    assert resp.status_code == 202
+    msg = queued(deleted)
+    assert (msg.action, msg.registry, msg.repository, msg.digest, msg.source) == (
+        Action.DELETE,
+        "us-east1-docker.pkg.dev",
+        "my-project/my-repo/hello-world",
+        GAR_DIGEST,
+        "gar",
+    )
+    poison: Out[str] = Out()
+    call("scan_worker", QueueMessage(deleted.get(), id="gar-delete"), poison)
+    assert poison.calls == 0
+    with SQLiteStore(settings.sqlite_file) as store:
+        image = store.get_image(GAR_DIGEST)
+        assert image is not None and image.deleted and image.references == []
+        assert sum(image.severity_counts.values()) == 0
+        resolved = store.findings_for_image(GAR_DIGEST)
+        other = store.get_image(img.digest)
+    assert len(resolved) == 2 and {f.status.value for f in resolved} == {"resolved"}
+    assert all(f.resolved_at is not None for f in resolved)
+    assert other is not None and not other.deleted, "the same content under another digest is untouched"
+    # Pub/Sub delivers at least once: the same DELETE again changes nothing and alerts nothing
+    call("scan_worker", QueueMessage(deleted.get(), id="gar-delete-again"), Out())
+    with SQLiteStore(settings.sqlite_file) as store:
+        assert {f.status.value for f in store.findings_for_image(GAR_DIGEST)} == {"resolved"}
+    assert alerts(settings) == alerted
+
+
 # -- timers --------------------------------------------------------------------------------------------------------
 
 
-def test_daily_rescan_fans_out_rescan_messages(worker_settings: Settings, registry: tuple[FakeServer, I.Image]) -> None:
+#: Azure Storage queue messages are at most 64 KiB as stored; the Functions host base64-encodes what it writes.
+AZURE_QUEUE_MESSAGE_LIMIT = 64 * 1024
+
+
+def stored_copies(settings: Settings, digest: str, count: int) -> list[str]:
+    """``count`` more stored images with the scanned image's inventory, as if pushed under other digests."""
+    digests = [f"sha256:{n:064x}" for n in range(1, count + 1)]
+    with SQLiteStore(settings.sqlite_file) as store:
+        image = store.get_image(digest)
+        assert image is not None
+        for n, d in enumerate(digests, 1):
+            store.put_image(
+                image.model_copy(update={"digest": d, "references": [f"{image.references[0]}-copy{n}"], "etag": None})
+            )
+    return digests
+
+
+def test_daily_rescan_fans_out_batch_messages_and_the_worker_handles_one(
+    worker_settings: Settings, registry: tuple[FakeServer, I.Image]
+) -> None:
     server, img = registry
     call("scan_worker", QueueMessage(push_message(server, img)), Out())
+    copies = stored_copies(worker_settings, img.digest, 449)  # 450 stored images
+
     out: Out[list[str]] = Out()
     call("daily_rescan", TimerRequest(past_due=False), out)
-    (body,) = out.get()
-    msg = ScanMessage.model_validate_json(body)
-    assert (msg.action, msg.digest) == (Action.RESCAN, img.digest)
-    # a RESCAN message through the worker re-matches without contacting the registry
+    bodies = out.get()
+    assert out.calls == 1
+    msgs = [ScanMessage.model_validate_json(b) for b in bodies]
+    # 450 images at 200 a message: three queue writes for the host, not 450
+    assert [m.action for m in msgs] == [Action.RESCAN_BATCH] * 3
+    assert [len(m.digests or ()) for m in msgs] == [200, 200, 50]
+    named = [d for m in msgs for d in m.digests or ()]
+    assert len(named) == 450 and set(named) == {img.digest, *copies}
+    assert all(len(base64.b64encode(b.encode())) < AZURE_QUEUE_MESSAGE_LIMIT for b in bodies)
+
+    # one image of the first message has a corrupt inventory: it fails alone, the other 199 are re-matched
+    target = msgs[0]
+    broken = next(d for d in target.digests or () if d != img.digest)
+    with SQLiteStore(worker_settings.sqlite_file) as store:
+        image = store.get_image(broken)
+        assert image is not None
+        store.put_image(image.model_copy(update={"inventory_key": "inventories/corrupt.json"}))
+    (worker_settings.blob_dir / "inventories" / "corrupt.json").write_bytes(b"{truncated")
+    started = datetime.now(UTC)
     hits = len(server.hits)
-    call("scan_worker", QueueMessage(body, id="rescan"), Out())
-    assert len(server.hits) == hits
+    poison: Out[str] = Out()
+    call("scan_worker", QueueMessage(bodies[0], id="batch-0"), poison)
+    assert poison.calls == 0, "the message completed: its other images are not poisoned with it"
+    assert len(server.hits) == hits, "a rescan contacts no registry"
+    with SQLiteStore(worker_settings.sqlite_file) as store:
+        rematched = {d for d in named if (i := store.get_image(d)) and i.matched_at and i.matched_at >= started}
+    assert rematched == set(target.digests or ()) - {broken}
+    # the failed image is recorded as a single-image RESCAN that can be replayed
+    (record_file,) = list((worker_settings.blob_dir / "failures" / worker_settings.scan_queue).glob("*.json"))
+    record = json.loads(record_file.read_text())
+    assert record["message_id"] == f"batch-0/{broken}" and "ValidationError" in record["reason"]
+    replay = ScanMessage.model_validate_json(record["message"])
+    assert (replay.action, replay.digest) == (Action.RESCAN, broken)
+
+
+def test_worker_still_handles_a_single_image_rescan(
+    worker_settings: Settings, registry: tuple[FakeServer, I.Image]
+) -> None:
+    server, img = registry
+    call("scan_worker", QueueMessage(push_message(server, img)), Out())
+    # the form the timer queued before rescans were batched
+    body = json.dumps(
+        {
+            "action": "rescan",
+            "registry": server.host,
+            "repository": "team/app",
+            "tag": "1.0",
+            "digest": img.digest,
+            "source": "rescan",
+            "event_id": f"daily-20260101-{img.digest}",
+            "event_time": None,
+            "aws_account": None,
+            "aws_region": None,
+        }
+    )
+    started = datetime.now(UTC)
+    hits = len(server.hits)
+    poison: Out[str] = Out()
+    call("scan_worker", QueueMessage(body, id="rescan"), poison)
+    assert poison.calls == 0 and len(server.hits) == hits
+    with SQLiteStore(worker_settings.sqlite_file) as store:
+        image = store.get_image(img.digest)
+        assert image is not None and image.matched_at is not None and image.matched_at >= started
 
 
 def test_alerts_outbox_runs(worker_settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
@@ -581,7 +724,7 @@ def test_vulndb_refresh_publishes_a_version_and_rescans_only_affected_images(
     call("vulndb_refresh", TimerRequest(past_due=False), out)
     (body,) = out.get()
     msg = ScanMessage.model_validate_json(body)
-    assert (msg.action, msg.digest) == (Action.RESCAN, img.digest)
+    assert (msg.action, msg.digests) == (Action.RESCAN_BATCH, (img.digest,))
 
     channel = composition.components().vulndb_channel()
     current = channel.current()

@@ -4,7 +4,8 @@
   event enqueues one message (Powertools idempotency on DynamoDB); a forged event is refused.
 * ``scan_worker``: SQS batches as the Lambda poller delivers them (messages sent to and received
   from the queue, then shaped as the ``aws:sqs`` event); a poison record fails alone.
-* ``daily_rescan``: the EventBridge scheduled event; RESCAN messages reach SQS in batches of ten.
+* ``daily_rescan``: the EventBridge scheduled event; rescan-batch messages of 200 images reach SQS,
+  ten (at most 256 KiB) to a ``SendMessageBatch``; the scan worker handles one, an image failing alone.
 """
 
 from __future__ import annotations
@@ -259,10 +260,10 @@ def test_scan_worker_whole_batch_success_reports_no_failures(aws: Aws) -> None:
 # -- daily_rescan --------------------------------------------------------------------------------------------------
 
 
-def test_daily_rescan_fans_out_in_batches(aws: Aws) -> None:
+def test_daily_rescan_fans_out_in_batch_messages(aws: Aws) -> None:
     now = datetime.now(UTC)
     with SQLiteStore(aws.settings.sqlite_file) as store:
-        for i in range(23):
+        for i in range(450):
             digest = f"sha256:{i:064x}"
             store.put_image(
                 ImageRecord(
@@ -274,10 +275,87 @@ def test_daily_rescan_fans_out_in_batches(aws: Aws) -> None:
             )
         store.put_image(ImageRecord(digest="sha256:" + "f" * 64, references=[], inventory_key=None, pushed_at=now))
     result = handler_module("daily_rescan").handler(SCHEDULED_EVENT, LambdaContext())
-    assert result["queued"] == 23
+    assert (result["queued"], result["messages"]) == (450, 3)
     msgs = [ScanMessage.model_validate_json(m["Body"]) for m in aws.messages()]
-    assert len(msgs) == 23 and {m.action for m in msgs} == {Action.RESCAN}
-    assert {m.digest for m in msgs} == {f"sha256:{i:064x}" for i in range(23)}
+    assert len(msgs) == 3 and {m.action for m in msgs} == {Action.RESCAN_BATCH}
+    assert sorted(len(m.digests or ()) for m in msgs) == [50, 200, 200]
+    named = [d for m in msgs for d in m.digests or ()]
+    assert len(named) == 450 and set(named) == {f"sha256:{i:064x}" for i in range(450)}
+
+
+class CountingSqs:
+    """A real SQS client that counts its ``SendMessageBatch`` calls."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.batches: list[int] = []
+
+    def send_message_batch(self, **kwargs: Any) -> Any:
+        self.batches.append(len(kwargs["Entries"]))
+        return self.client.send_message_batch(**kwargs)
+
+
+def test_sqs_sends_ten_a_call_and_splits_by_size(aws: Aws) -> None:
+    def batch(n: int, size: int) -> ScanMessage:
+        return ScanMessage(
+            action=Action.RESCAN_BATCH,
+            registry="",
+            repository="",
+            source="rescan",
+            event_id=f"b{n}",
+            digests=tuple(f"sha256:{n:08x}{i:056x}" for i in range(size)),
+        )
+
+    counting = CountingSqs(aws.sqs)
+    queue = composition.SqsScanQueue(aws.queue_url, counting)
+    # 23 messages of 200 digests (about 15 KB each): ten to a call
+    assert queue.send(batch(n, 200) for n in range(23)) == 23
+    assert counting.batches == [10, 10, 3]
+    assert len(aws.messages()) == 23
+    # ten messages of about 40 KB: together past SendMessageBatch's 256 KiB, so two calls
+    counting.batches.clear()
+    big = [batch(100 + n, 540) for n in range(10)]
+    assert all(35_000 < len(m.model_dump_json()) < 45_000 for m in big)
+    assert queue.send(big) == 10
+    assert counting.batches == [6, 4]
+    got = [ScanMessage.model_validate_json(m["Body"]) for m in aws.messages()]
+    assert sorted(m.event_id for m in got) == sorted(m.event_id for m in big)
+
+
+def test_scan_worker_handles_a_rescan_batch_an_image_failing_alone(
+    aws: Aws, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shared.vulndb.importer import import_paths
+
+    osv = tmp_path / "osv"
+    osv.mkdir()
+    (osv / "libfoo.json").write_text(json.dumps(_alpine_advisory("TEST-LIBFOO-1", "libfoo", "2026-01-01T00:00:00Z")))
+    import_paths(aws.settings.vulndb_path or tmp_path / "vulndb.sqlite", [osv])
+    service = composition.components().service()
+    digests = [f"sha256:{n:064x}" for n in range(4)]
+    for n, names in enumerate([["busybox"], ["libfoo"], ["musl"], ["libfoo", "musl"]]):
+        service.ingest(_alpine_inventory(n, names), f"{ECR_REGISTRY}/app{n}:1", pushed_at=datetime.now(UTC))
+    broken = service.store.get_image(digests[2])
+    assert broken is not None and broken.inventory_key
+    service.blobs.put(broken.inventory_key, b"{truncated")
+    batch = ScanMessage(
+        action=Action.RESCAN_BATCH, registry="", repository="", source="rescan", event_id="daily-x", digests=digests
+    ).model_dump_json()
+    no_digests = json.dumps(
+        {"action": "rescan-batch", "registry": "", "repository": "", "source": "r", "event_id": "e"}
+    )
+    event = sqs_event(aws, [batch, no_digests])
+    started = datetime.now(UTC)
+    result = handler_module("scan_worker").handler(event, LambdaContext())
+    # the batch record succeeded (its image failing alone does not return it to the queue); the malformed one failed
+    assert result == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
+    rematched = {d for d in digests if (i := service.store.get_image(d)) and i.matched_at and i.matched_at >= started}
+    assert rematched == {digests[0], digests[1], digests[3]}
+    records = [json.loads(f.read_text()) for f in (aws.settings.blob_dir / "failures" / QUEUE).glob("*.json")]
+    mine = [r for r in records if r["message_id"] == f"{event['Records'][0]['messageId']}/{digests[2]}"]
+    assert len(records) == 2 and len(mine) == 1 and "ValidationError" in mine[0]["reason"]
+    assert ScanMessage.model_validate_json(mine[0]["message"]).digest == digests[2]
+    assert '"RescanImagesFailed"' in capsys.readouterr().out
 
 
 # -- vulndb_refresh ------------------------------------------------------------------------------------------------
@@ -380,7 +458,7 @@ def test_vulndb_refresh_publishes_to_s3_and_queues_only_affected_images(aws: Aws
         assert second["queued"] == 1 and second["version"] != first["version"]
         (message,) = aws.messages()
         msg = ScanMessage.model_validate_json(message["Body"])
-        assert (msg.action, msg.digest) == (Action.RESCAN, f"sha256:{1:064x}")
+        assert (msg.action, msg.digests) == (Action.RESCAN_BATCH, (f"sha256:{1:064x}",))
 
         # nothing new upstream (304): the same version, nothing queued
         third = refresh.handler(json.loads(json.dumps(SCHEDULED_EVENT)), LambdaContext())

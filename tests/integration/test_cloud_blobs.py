@@ -2,18 +2,27 @@
 
 Both pass the same small blob contract as the local store (put, get, missing is None, overwrite, a 5 MB
 object, the same keys refused), create their container or bucket when missing, and keep to their prefix.
+
+Files stream through ``put_file``/``get_file``: checked on all three stores, and the vulnerability
+database channel's publish and sync of a 64 MB database stay within a few MB of Python memory
+(``tracemalloc``) on each, far below the file's size.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
+import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.stores.blobs import BlobKeyError
+from shared.composition import VulnDbChannel
+from shared.stores.blobs import BlobKeyError, LocalBlobStore
 from shared.stores.errors import StoreUnavailable
 from shared.stores.ports import BlobStore
 from tests.support.services import (
@@ -156,7 +165,7 @@ def test_s3_bucket_outside_us_east_1(s3_factory: Factory) -> None:
 # -- unreachable services ------------------------------------------------------------------------------------
 
 
-def test_unreachable_azure_is_store_unavailable(azurite: ServiceProcess) -> None:
+def test_unreachable_azure_is_store_unavailable(azurite: ServiceProcess, tmp_path: Path) -> None:
     from azure.storage.blob import ContainerClient
 
     from shared.stores.cloudblobs import AzureBlobStore
@@ -170,9 +179,16 @@ def test_unreachable_azure_is_store_unavailable(azurite: ServiceProcess) -> None
         store.get("k")
     with pytest.raises(StoreUnavailable, match="cannot write k"):
         store.put("k", b"v")
+    f = tmp_path / "f"
+    f.write_bytes(b"v")
+    with pytest.raises(StoreUnavailable, match="cannot write k"):
+        store.put_file("k", f)
+    with pytest.raises(StoreUnavailable, match="cannot read k"):
+        store.get_file("k", f)
+    assert f.read_bytes() == b"v"
 
 
-def test_unreachable_s3_is_store_unavailable(moto_server: ServiceProcess) -> None:
+def test_unreachable_s3_is_store_unavailable(moto_server: ServiceProcess, tmp_path: Path) -> None:
     import boto3
     from botocore.config import Config
 
@@ -193,3 +209,132 @@ def test_unreachable_s3_is_store_unavailable(moto_server: ServiceProcess) -> Non
         store.get("k")
     with pytest.raises(StoreUnavailable, match="cannot write k"):
         store.put("k", b"v")
+    f = tmp_path / "f"
+    f.write_bytes(b"v")
+    with pytest.raises(StoreUnavailable, match="cannot write k"):
+        store.put_file("k", f)
+    with pytest.raises(StoreUnavailable, match="cannot read k"):
+        store.get_file("k", f)
+    assert f.read_bytes() == b"v"
+
+
+# -- files, streamed -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["local", "azure", "s3"])
+def any_blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    if request.param == "local":
+        return LocalBlobStore(tmp_path / "store")
+    made: BlobStore = request.getfixturevalue(f"{request.param}_factory")(_name())
+    return made
+
+
+def _write_file(path: Path, size: int, *, compressible: bool = False) -> str:
+    """A file of ``size`` bytes written 1 MiB at a time; its sha256. Compressible content is hex text."""
+    digest = hashlib.sha256()
+    left = size
+    with path.open("wb") as f:
+        while left:
+            n = min(left, 1024 * 1024)
+            chunk = os.urandom(n // 2 + 1).hex().encode()[:n] if compressible else os.urandom(n)
+            f.write(chunk)
+            digest.update(chunk)
+            left -= n
+    return digest.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def test_files_stream_in_and_out(any_blobs: BlobStore, tmp_path: Path) -> None:
+    src = tmp_path / "src.bin"
+    sha = _write_file(src, 13 * 1024 * 1024 + 5)  # over the multipart threshold: several blocks / parts
+    any_blobs.put_file("vulndb/big.bin", src)
+    out = tmp_path / "out.bin"
+    out.write_bytes(b"an older, longer file " * 1_000_000)
+    assert any_blobs.get_file("vulndb/big.bin", out) is True
+    assert out.stat().st_size == src.stat().st_size and _sha256(out) == sha, "overwritten, not appended to"
+    # what put_file stored is what get reads, and the other way round
+    any_blobs.put("small.json", b'{"v": 1}')
+    assert any_blobs.get_file("small.json", out) and out.read_bytes() == b'{"v": 1}'
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    any_blobs.put_file("empty", empty)
+    assert any_blobs.get("empty") == b""
+
+
+def test_get_file_of_a_missing_key_leaves_the_file_alone(any_blobs: BlobStore, tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    kept.write_bytes(b"installed")
+    assert any_blobs.get_file("no/such/key", kept) is False
+    assert kept.read_bytes() == b"installed"
+    absent = tmp_path / "absent"
+    assert any_blobs.get_file("no/such/key", absent) is False
+    assert not absent.exists()
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a\\b"])
+def test_file_methods_refuse_unusable_keys(any_blobs: BlobStore, tmp_path: Path, key: str) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"x")
+    with pytest.raises(BlobKeyError):
+        any_blobs.put_file(key, f)
+    with pytest.raises(BlobKeyError):
+        any_blobs.get_file(key, f)
+
+
+#: The database stand-in: big enough that holding it (or its gzip) in memory would show at once.
+DB_SIZE = 64 * 1024 * 1024
+MEMORY_LIMIT = 16 * 1024 * 1024
+
+
+def test_vulndb_publish_and_sync_stream_through_the_store(any_blobs: BlobStore, tmp_path: Path) -> None:
+    published_db = tmp_path / "refresh" / "vulndb.sqlite"
+    published_db.parent.mkdir()
+    sha = _write_file(published_db, DB_SIZE, compressible=True)
+    publisher = VulnDbChannel(any_blobs, published_db, prefix="vulndb/")
+    worker_db = tmp_path / "worker" / "vulndb.sqlite"
+    worker = VulnDbChannel(any_blobs, worker_db, prefix="vulndb/")
+
+    tracemalloc.start()
+    try:
+        version = publisher.publish()
+        _, publish_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        assert worker.sync(force=True) is True
+        _, sync_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert (version.sha256, version.size) == (sha, DB_SIZE)
+    assert worker.installed() == version.version and _sha256(worker_db) == sha
+    assert publish_peak < MEMORY_LIMIT, f"publish held {publish_peak / 2**20:.1f} MiB"
+    assert sync_peak < MEMORY_LIMIT, f"sync held {sync_peak / 2**20:.1f} MiB"
+    # the gzip went up, smaller than the database; no temporary file is left beside either database
+    gz = tmp_path / "published.gz"
+    assert any_blobs.get_file(version.key, gz) and gz.stat().st_size < DB_SIZE * 3 // 4
+    assert sorted(p.name for p in published_db.parent.iterdir()) == ["vulndb.sqlite", "vulndb.sqlite.version"]
+    assert sorted(p.name for p in worker_db.parent.iterdir()) == ["vulndb.sqlite", "vulndb.sqlite.version"]
+
+
+def test_vulndb_sync_keeps_the_installed_file_when_the_download_is_bad(any_blobs: BlobStore, tmp_path: Path) -> None:
+    db = tmp_path / "refresh" / "vulndb.sqlite"
+    db.parent.mkdir()
+    _write_file(db, 1024 * 1024, compressible=True)
+    version = VulnDbChannel(any_blobs, db, prefix="vulndb/").publish()
+    worker_db = tmp_path / "worker" / "vulndb.sqlite"
+    worker_db.parent.mkdir()
+    worker_db.write_bytes(b"the installed database")
+    worker = VulnDbChannel(any_blobs, worker_db, prefix="vulndb/")
+    # the published object replaced by something that is not gzip, then by a gzip of other content
+    any_blobs.put(version.key, b"not gzip at all")
+    assert worker.sync(force=True) is False
+    any_blobs.put(version.key, gzip.compress(b"other content"))
+    assert worker.sync(force=True) is False
+    assert worker_db.read_bytes() == b"the installed database" and worker.installed() is None
+    assert sorted(p.name for p in worker_db.parent.iterdir()) == ["vulndb.sqlite"], "no temporary file left"

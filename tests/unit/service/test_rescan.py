@@ -7,17 +7,22 @@ and the blobs local files.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from shared.errors import InputError
 from shared.service import rescan
-from shared.service.messages import Action, ScanOutcome, Skip
+from shared.service.errors import Retryable
+from shared.service.messages import MAX_BATCH_DIGESTS, Action, BatchOutcome, ScanMessage, ScanOutcome, Skip
 from shared.service.scan import ScanService, ServiceConfig
 from shared.stores.blobs import LocalBlobStore
+from shared.stores.errors import StoreUnavailable
 from shared.stores.models import FindingStatus
 from shared.stores.sqlite import SQLiteStore
 from shared.vulndb.importer import import_paths
@@ -205,3 +210,180 @@ def test_rescan_of_unknown_or_deleted_image_is_skipped(env: tuple[ScanService, R
     assert isinstance(svc.handle(msg), Skip)
     other = msg.model_copy(update={"digest": f"sha256:{2:064x}"})
     assert isinstance(svc.handle(other), Skip)
+
+
+# -- batched rescan messages -------------------------------------------------------------------------------------------
+
+#: Azure Storage queue messages are at most 64 KiB as stored, and the Functions host base64-encodes them.
+AZURE_QUEUE_LIMIT = 64 * 1024
+#: SQS: one message, and one SendMessageBatch in all.
+SQS_LIMIT = 256 * 1024
+
+
+def _stored(store: SQLiteStore, digest: str, ref: str, when: datetime) -> None:
+    from shared.stores.models import ImageRecord
+
+    store.put_image(ImageRecord(digest=digest, references=[ref], inventory_key=f"inv/{digest}", pushed_at=when))
+
+
+def test_daily_batches_pack_into_messages_under_the_queue_limits(tmp_path: Path) -> None:
+    # the longest names the registries allow: a 253-character host, a 255-character repository and a
+    # 128-character tag; digests are sha256 (71 characters)
+    host = ".".join(["r" * 63, "e" * 63, "g" * 63, "i" * 59, "io"])[:253]
+    repo = "/".join(["team" + "x" * 120, "svc" + "y" * 126])[:255]
+    with SQLiteStore(tmp_path / "store.sqlite") as store:
+        for n in range(1001):
+            _stored(store, f"sha256:{n:064x}", f"{host}/{repo}:{'t' * 127}{n % 10}", NOW)
+        batches = list(rescan.daily_batches(store, NOW))
+    assert [len(b) for b in batches] == [200, 200, 200, 200, 200, 1]
+    messages = list(rescan.queue_messages(batches))
+    assert len(messages) == 6
+    assert all(m.action is Action.RESCAN_BATCH and m.digest is None for m in messages)
+    named = [d for m in messages for d in m.digests or ()]
+    assert len(named) == 1001 and set(named) == {f"sha256:{n:064x}" for n in range(1001)}
+    assert sum(rescan.image_count(m) for m in messages) == 1001
+    for m in messages:
+        body = m.model_dump_json().encode()
+        assert len(base64.b64encode(body)) < AZURE_QUEUE_LIMIT // 2, "a full message is a fraction of the limit"
+        assert len(body) < SQS_LIMIT // 10, "ten of them fit one SendMessageBatch"
+        assert host not in body.decode(), "only digests travel: a rescan reads the image record anyway"
+        assert ScanMessage.model_validate_json(body) == m
+    first = messages[0]
+    assert first.event_id == f"daily-20260301-{(first.digests or ())[0]}+199"
+
+
+def test_batches_are_cut_by_size_whatever_the_digests(tmp_path: Path) -> None:
+    # sha512 digests (135 characters) and a batch size far above the default: the byte budget cuts first
+    with SQLiteStore(tmp_path / "store.sqlite") as store:
+        for n in range(1000):
+            _stored(store, f"sha512:{n:0128x}", f"{REGISTRY}/team/app{n}:1", NOW)
+        messages = list(rescan.queue_messages(rescan.daily_batches(store, NOW, batch_size=1000)))
+        with pytest.raises(ValueError, match="at least 1"):
+            list(rescan.daily_batches(store, NOW, batch_size=0))
+    assert len(messages) > 1
+    assert sum(rescan.image_count(m) for m in messages) == 1000
+    for m in messages:
+        body = m.model_dump_json().encode()
+        assert len(base64.b64encode(body)) <= AZURE_QUEUE_LIMIT
+        assert len(json.dumps(list(m.digests or ()), separators=(",", ":"))) <= rescan.MAX_MESSAGE_BYTES
+        assert len(body) <= rescan.MAX_MESSAGE_BYTES + 1024, "the envelope is small"
+
+
+def test_rescan_batch_message_validation_and_the_old_single_form() -> None:
+    base = {"registry": "", "repository": "", "source": "rescan", "event_id": "e"}
+    with pytest.raises(ValidationError, match="non-empty digests"):
+        ScanMessage.model_validate({**base, "action": "rescan-batch"})
+    with pytest.raises(ValidationError, match="non-empty digests"):
+        ScanMessage.model_validate({**base, "action": "rescan-batch", "digests": []})
+    with pytest.raises(ValidationError, match="at most"):
+        ScanMessage.model_validate(
+            {**base, "action": "rescan-batch", "digests": [f"sha256:{n:064x}" for n in range(MAX_BATCH_DIGESTS + 1)]}
+        )
+    with pytest.raises(ValidationError, match="only a rescan-batch"):
+        ScanMessage.model_validate({**base, "action": "push", "digests": ["sha256:" + "a" * 64]})
+    # a single-image RESCAN as queued before batches existed still parses, and is written the same way
+    old = (
+        '{"action":"rescan","registry":"r.example","repository":"team/app","tag":null,'
+        '"digest":"sha256:' + "a" * 64 + '","source":"rescan","event_id":"daily-20260101-x",'
+        '"event_time":null,"aws_account":null,"aws_region":null}'
+    )
+    msg = ScanMessage.model_validate_json(old)
+    assert msg.action is Action.RESCAN and msg.digests is None
+    assert msg.model_dump_json() == old
+
+
+def _ingested(svc: ScanService, count: int) -> list[str]:
+    for n in range(count):
+        svc.ingest(inventory(n, n % 2 == 0), f"{REGISTRY}/team/app{n}:1", pushed_at=NOW)
+    return [f"sha256:{n:064x}" for n in range(count)]
+
+
+def test_a_failing_image_does_not_stop_its_batch_and_is_reported(
+    env: tuple[ScanService, Recorder, Path, SQLiteStore], clock: Clock
+) -> None:
+    svc, _, _, store = env
+    digests = _ingested(svc, 5)
+    # image 2's inventory blob is corrupt: its own failure; an unknown digest is skipped
+    broken = store.get_image(digests[2])
+    assert broken is not None and broken.inventory_key
+    svc.blobs.put(broken.inventory_key, b"{not an inventory")
+    unknown = f"sha256:{99:064x}"
+    clock.at = later = NOW + timedelta(hours=1)
+    msg = ScanMessage(
+        action=Action.RESCAN_BATCH,
+        registry="",
+        repository="",
+        source="rescan",
+        event_id="batch-1",
+        digests=(*digests[:3], unknown, *digests[3:]),
+    )
+    out = svc.handle(msg)
+    assert isinstance(out, BatchOutcome)
+    assert [f.digest for f in out.failures] == [digests[2]]
+    assert "ValidationError" in out.failures[0].reason
+    assert (out.rescanned, out.skipped) == (4, 1)
+    assert [r.digest for r in out.results if isinstance(r, ScanOutcome)] == [digests[n] for n in (0, 1, 3, 4)]
+    rematched = {i.digest for i in store.images_seen_since(NOW - timedelta(days=1)) if i.matched_at == later}
+    assert rematched == {digests[n] for n in (0, 1, 3, 4)}, "the images after the failing one were re-matched"
+    assert "1 failed" in out.summary() and digests[2] in out.summary()
+    # in-process, run() does not pass a failed image over in silence
+    with pytest.raises(InputError, match="rescan failed"):
+        svc.run([[msg]])
+
+
+class FlakyBlobs:
+    """The service's blob store, throttled past its retries for one key until told otherwise."""
+
+    def __init__(self, inner: LocalBlobStore) -> None:
+        self.inner = inner
+        self.failing: str | None = None
+
+    def put(self, key: str, data: bytes) -> None:
+        self.inner.put(key, data)
+
+    def get(self, key: str) -> bytes | None:
+        if key == self.failing:
+            raise StoreUnavailable(f"blobs: cannot read {key} (HTTP 503)")
+        return self.inner.get(key)
+
+    def put_file(self, key: str, path: Path) -> None:
+        self.inner.put_file(key, path)
+
+    def get_file(self, key: str, path: Path) -> bool:
+        return self.inner.get_file(key, path)
+
+
+def test_a_transient_failure_stops_the_batch_for_a_retry_that_is_harmless(
+    env: tuple[ScanService, Recorder, Path, SQLiteStore], tmp_path: Path
+) -> None:
+    svc, rec, osv, store = env
+    flaky = FlakyBlobs(LocalBlobStore(tmp_path / "blobs"))
+    svc.blobs = flaky
+    digests = _ingested(svc, 4)
+    msg = rescan.batch_message([rescan.rescan_message(store.get_image(d), "t") for d in digests])  # type: ignore[arg-type]
+    svc.handle(msg)  # NEW -> ACTIVE
+    # a new critical for libfoo (images 0 and 2), and the store throttling image 2's inventory read
+    (osv / "libfoo.json").write_text(json.dumps(advisory("TEST-LIBFOO-9", "libfoo", "2.0-r1", "2026-03-01T00:00:00Z")))
+    import_paths(tmp_path_db(svc), [osv])
+    second = store.get_image(digests[2])
+    assert second is not None and second.inventory_key
+    flaky.failing = second.inventory_key
+    with pytest.raises(StoreUnavailable, match="503"):
+        svc.handle(msg)
+    assert [a.image_digest for a in rec.alerts] == [digests[0]], "image 0 was done before the stop"
+    # the platform delivers the message again once the store recovers: image 0 is not alerted twice
+    flaky.failing = None
+    out = svc.handle(msg)
+    assert isinstance(out, BatchOutcome) and out.failures == [] and out.rescanned == 4
+    assert sorted(a.image_digest for a in rec.alerts) == [digests[0], digests[2]]
+
+
+def test_an_unusable_database_stops_the_batch_for_a_retry(env: tuple[ScanService, Recorder, Path, SQLiteStore]) -> None:
+    svc, _, _, _ = env
+    digests = _ingested(svc, 2)
+    tmp_path_db(svc).unlink()  # every image would fail alike: not recorded one by one, the message is retried
+    msg = ScanMessage(
+        action=Action.RESCAN_BATCH, registry="", repository="", source="rescan", event_id="b", digests=tuple(digests)
+    )
+    with pytest.raises(Retryable, match="vulnerability database unusable"):
+        svc.handle(msg)
