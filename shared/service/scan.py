@@ -38,18 +38,16 @@ same inventory, so its index entries are unchanged and are not rewritten (that
 keeps an unchanged image's rescan at three store requests: read the image,
 read its findings, write the image).
 
-**Analyse once per layer.** Every layer a scan reads is recorded in the layer
-cache under (diff_id, analyzer name/version set) with a per-layer summary in
-the blob store (the packages and executables it introduced). The whole layer
-stack is recorded too: an image whose stack (diff_ids in order) was analysed
-before by the same analyzers has, by construction, the same final filesystem,
-so its inventory is rebuilt from the cache and *no layer is downloaded* (an
-image rebuilt with only a new label or environment variable, or pushed as a
-Docker and as an OCI manifest). A shared *prefix* of layers (a common base
-image under new application layers) is reused too: after each layer the layer
-engine's state is stored under the chain key of the layers so far
-(:class:`BlobLayerStates`), and the next image sharing those lower layers
-restores it and downloads and analyses only its own layers.
+**Analyse once per layer.** An image whose layer stack (diff_ids in order)
+was analysed before by the same analyzers has, by construction, the same final
+filesystem, so its inventory is rebuilt from the cache and *no layer is
+downloaded* (an image rebuilt with only a new label or environment variable,
+or pushed as a Docker and as an OCI manifest). A shared *prefix* of layers (a
+common base image under new application layers) is reused too: after each
+layer the layer engine's state is stored under the chain key of the layers so
+far, keyed by the analyzer name/version set as well (:class:`BlobLayerStates`:
+the entry in the store, the compressed state in blobs), and the next image
+sharing those lower layers restores it and downloads and analyses only its own layers.
 """
 
 from __future__ import annotations
@@ -59,11 +57,13 @@ import logging
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 import requests
 
 from shared.domain.findings import Finding
@@ -345,19 +345,23 @@ class ScanService:
                 cached = ScanResult.model_validate_json(data)
                 log.info("%s: layer stack analysed before; no layer downloaded", handle.info.reference)
                 return self._rebuilt(cached, handle), False
-        result = scan_handle(
-            handle,
-            ScanOptions(platform=self._platform, max_image_bytes=self.config.max_image_bytes),
-            now=self._now,
-            analyzers=self._analyzers,
-            layer_cache=BlobLayerStates(self.store, self.blobs, self._now) if self.config.layer_cache else None,
-        )
+        states = BlobLayerStates(self.store, self.blobs, self._now) if self.config.layer_cache else None
+        try:
+            result = scan_handle(
+                handle,
+                ScanOptions(platform=self._platform, max_image_bytes=self.config.max_image_bytes),
+                now=self._now,
+                analyzers=self._analyzers,
+                layer_cache=states,
+            )
+        finally:
+            if states is not None:
+                states.close()
         result = result.model_copy(update={"findings": None, "vulnerability_db": None})
         digest = result.image.digest or ""
         inv_key = fp.inventory_key(digest)
         self.blobs.put(inv_key, result.model_dump_json().encode())
         if self.config.layer_cache:
-            self._record_layers(result)
             if chain_key is not None and not any(w.code == "foreign-layer-skipped" for w in result.warnings):
                 top = diff_ids[-1] or ""
                 self.store.put_layer_cache(
@@ -393,35 +397,6 @@ class ScanService:
         )
         self.blobs.put(fp.inventory_key(info.digest or ""), result.model_dump_json().encode())
         return result
-
-    def _record_layers(self, result: ScanResult) -> None:
-        for lay in result.image.layers:
-            if not lay.diff_id:
-                continue
-            key = fp.layer_cache_key(lay.diff_id, self._analyzer_versions)
-            if self.store.get_layer_cache(key) is not None:
-                continue
-            summary = {
-                "diff_id": lay.diff_id,
-                "first_seen_in": result.image.digest,
-                "index": lay.index,
-                "analyzers": result.analyzers,
-                "packages": [
-                    p.model_dump(mode="json", exclude_none=True)
-                    for p in result.packages
-                    if p.layer_diff_id == lay.diff_id
-                ],
-                "executables": [
-                    e.model_dump(mode="json", exclude_none=True)
-                    for e in result.executables or []
-                    if e.layer_diff_id == lay.diff_id
-                ],
-            }
-            result_key = fp.layer_result_key(key)
-            self.blobs.put(result_key, json.dumps(summary, sort_keys=True).encode())
-            self.store.put_layer_cache(
-                LayerCacheEntry(key=key, diff_id=lay.diff_id, result_key=result_key, created_at=self._now())
-            )
 
     # -- DELETE --------------------------------------------------------------------------------
 
@@ -710,10 +685,20 @@ class ScanService:
 
 
 class BlobLayerStates:
-    """The scanner's layer-state cache on the backend's stores: the entry in the store, the state in blobs."""
+    """The scanner's layer-state cache on the backend's stores: the entry in the store, the state in blobs.
+
+    A new image writes one state per layer. The writes (compression, the blob,
+    the store entry) run on one background thread while the scanner reads the
+    next layer, so the network round trips overlap the decompression instead
+    of adding to it; :meth:`close` waits for them. A write that fails is
+    logged and dropped: the cache only saves work, and an entry is written
+    only after its blob, so a reader never finds an entry without its state.
+    """
 
     def __init__(self, store: Store, blobs: BlobStore, now: Callable[[], datetime]) -> None:
         self.store, self.blobs, self._now = store, blobs, now
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
 
     def get(self, key: str) -> dict[str, Any] | None:
         entry = self.store.get_layer_cache(key)
@@ -727,6 +712,28 @@ class BlobLayerStates:
         return state if isinstance(state, dict) else None
 
     def put(self, key: str, state: dict[str, Any]) -> None:
+        # Encoded here, on the scanner's thread: the state shares objects with the engine, which goes on
+        # changing. pydantic-core's encoder (already a dependency) is several times faster than json's.
+        data = pydantic_core.to_json(state)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hullwatch-layer-states")
+        self._pending.append(self._pool.submit(self._write, key, data))
+
+    def _write(self, key: str, data: bytes) -> None:
         result_key = "layerstates/" + key.replace(":", "/") + ".json.z"
-        self.blobs.put(result_key, zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 6))
+        # level 1: written after every layer of every new image, read back rarely; a few percent larger than
+        # level 6 for this JSON, at a fraction of the CPU (zlib releases the GIL while it works)
+        self.blobs.put(result_key, zlib.compress(data, 1))
         self.store.put_layer_cache(LayerCacheEntry(key=key, diff_id="", result_key=result_key, created_at=self._now()))
+
+    def close(self) -> None:
+        """Wait for the pending writes (each failure logged, none raised) and stop the thread."""
+        pending, self._pending = self._pending, []
+        for f in pending:
+            try:
+                f.result()
+            except Exception as exc:  # the cache is an optimisation: a lost entry costs a later re-read
+                log.warning("layer state not cached: %s: %s", type(exc).__name__, exc)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

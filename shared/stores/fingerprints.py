@@ -43,11 +43,6 @@ def analyzer_set(analyzers: Mapping[str, int]) -> str:
     return _digest("analyzers", __version__, *parts)
 
 
-def layer_cache_key(diff_id: str, analyzers: Mapping[str, int]) -> str:
-    """One layer (by diff_id, the digest of its uncompressed tar) analysed by one analyzer set."""
-    return "layer-" + _digest("layer", diff_id, analyzer_set(analyzers))
-
-
 def layer_chain_key(diff_ids: Iterable[str], analyzers: Mapping[str, int]) -> str:
     """An ordered stack of layers analysed by one analyzer set: the same stack is the same final view."""
     return "chain-" + _digest("chain", analyzer_set(analyzers), *diff_ids)
@@ -61,8 +56,3 @@ def _blob_name(digest: str) -> str:
 def inventory_key(image_digest: str) -> str:
     """Blob key of an image's stored inventory (its ScanResult as JSON)."""
     return f"inventories/{_blob_name(image_digest)}.json"
-
-
-def layer_result_key(cache_key: str) -> str:
-    """Blob key of one layer's cached analysis summary."""
-    return f"layers/{cache_key}.json"

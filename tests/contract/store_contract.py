@@ -357,7 +357,7 @@ class StoreContract:
     # -- layer cache ---------------------------------------------------------------------------------
 
     def test_layer_cache(self, store: Store) -> None:
-        key = fp.layer_cache_key("sha256:" + "d" * 64, {"apk": 1})
+        key = fp.layer_chain_key(["sha256:" + "d" * 64], {"apk": 1})
         assert store.get_layer_cache(key) is None
         entry = LayerCacheEntry(key=key, diff_id="sha256:" + "d" * 64, result_key="layers/x.json", created_at=T0)
         store.put_layer_cache(entry)

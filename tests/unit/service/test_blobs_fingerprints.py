@@ -49,7 +49,7 @@ def test_fingerprints_are_stable_and_distinct() -> None:
     # the separator keeps field boundaries: ("ab", "c") is not ("a", "bc")
     assert fp.finding_id("a", "b", "c", "d") != fp.finding_id("a", "bc", "", "d")
     assert fp.alert_id("t", "d", "v", "p", "f") != fp.alert_id("u", "d", "v", "p", "f")
-    k1 = fp.layer_cache_key("sha256:l", {"apk": 1, "dpkg": 2})
-    assert k1 == fp.layer_cache_key("sha256:l", {"dpkg": 2, "apk": 1})
-    assert k1 != fp.layer_cache_key("sha256:l", {"apk": 2, "dpkg": 2}), "a new analyzer version is a new key"
+    k1 = fp.layer_chain_key(["sha256:l"], {"apk": 1, "dpkg": 2})
+    assert k1 == fp.layer_chain_key(["sha256:l"], {"dpkg": 2, "apk": 1})
+    assert k1 != fp.layer_chain_key(["sha256:l"], {"apk": 2, "dpkg": 2}), "a new analyzer version is a new key"
     assert fp.layer_chain_key(["a", "b"], {"apk": 1}) != fp.layer_chain_key(["b", "a"], {"apk": 1})
