@@ -20,6 +20,13 @@ of its range events, already ordered, so evaluating a package against it costs
 a few string comparisons; normalised names, candidate ecosystems, advisories,
 severity assessments and KEV/EPSS lookups are kept too. A package without
 advisories costs one dictionary lookup once its key is known.
+
+It also remembers what each (advisory ecosystem, name, version) it evaluated
+came to: the findings less the package's own fields (name, purl, where it was
+found), and the warnings. Every instance of that package version, in this call
+or a later one (daily rescans of images that share base layers, binary packages
+built from one source package), then costs a fresh copy of those findings with
+its own fields, and no evaluation. The memo is bounded like the other caches.
 """
 
 from __future__ import annotations
@@ -31,13 +38,15 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
-from shared.domain.findings import Finding
+from shared.domain.findings import EPSSScore, Finding, KEVEntry
 from shared.domain.models import OSInfo, Package
 from shared.vulndb import risk
 from shared.vulndb.names import ecosystem_base, normalise
-from shared.vulndb.versions import InvalidVersion, UnsupportedEcosystem, sort_key
+from shared.vulndb.versions import InvalidVersion, UnsupportedEcosystem, clear_caches, key_function
+from shared.vulndb.versions._common import encode
 
 #: OSV range types that order package versions (GIT ranges name commits).
 _SEMVER = "SEMVER"
@@ -66,6 +75,8 @@ class Advisory:
     db_severity: str | None
     aliases: list[str]
     references: list[str]
+    #: id, summary, aliases and reference URLs are all exactly ``str`` (what pydantic would make of them)
+    typed: bool = False
 
 
 @dataclass
@@ -76,7 +87,12 @@ class MatchResult:
 
 @lru_cache(maxsize=262_144)
 def _key(scheme: str, version: str) -> Any:
-    return sort_key(scheme, version)
+    """sort_key(scheme, version), its errors included. It calls the scheme's key function itself: sort_key would
+    look the scheme up and try the scheme's own cache first, for every version, and this is a cache already."""
+    try:
+        return key_function(scheme, cached=False)(version)
+    except InvalidVersion as err:
+        raise err.in_ecosystem(scheme) from None
 
 
 def _scheme(range_type: str, ecosystem: str) -> str:
@@ -126,10 +142,113 @@ def _compile(ecosystem: str, ranges: Iterable[Sequence[Any]]) -> tuple[_Range, .
                 ordered.append((1, k, kind))
                 if kind == "fixed":
                     fixes.append((k, ver))
-        if len(ordered) > 2 or (len(ordered) == 2 and ordered[0][1] is not None):
+        if len(ordered) == 2:
+            # the stable sort below, for the usual two events: swapped only if the second sorts strictly first
+            first, second = ordered
+            if first[1] is not None and (second[1] is None or first[1] > second[1]):
+                ordered.reverse()
+        elif len(ordered) > 2:
             ordered.sort(key=lambda t: (t[0], t[1]) if t[1] is not None else (0, 0))
         out.append((scheme, strip, bad, tuple(limits), tuple([(k, kind) for _, k, kind in ordered]), tuple(fixes)))
     return tuple(out)
+
+
+# The one-range shape most entries have: one interval, from an introduced version (or from the start) up to a fix
+# (excluded), a last affected version (included) or without end. As (scheme, strip a leading 'v'?, key of the
+# introduced version or None for "0", key of the upper bound or None, whether the bound is included, the fix or
+# None): evaluating it takes one or two comparisons.
+_Simple = tuple[str, bool, Any, Any, bool, str | None]
+
+
+def _simple(ranges: tuple[_Range, ...]) -> _Simple | None:
+    """The interval the compiled ranges are, if they are one (in evaluation order, as _evaluate reads them)."""
+    if len(ranges) != 1:
+        return None
+    scheme, strip, bad, limits, ordered, fixes = ranges[0]
+    if bad is not None or limits or not ordered or ordered[0][1] != "introduced":
+        return None
+    low = ordered[0][0]
+    if len(ordered) == 1:
+        return (scheme, strip, low, None, False, None) if not fixes else None
+    if len(ordered) != 2:
+        return None
+    high, kind = ordered[1]
+    if kind == "fixed" and len(fixes) == 1:
+        return scheme, strip, low, high, False, fixes[0][1]
+    if kind == "last_affected" and not fixes:
+        return scheme, strip, low, high, True, None
+    return None
+
+
+# The compact JSON text the importer stores for one range of plain events. The ranges of every row an image reads
+# are parsed and compiled, once per distinct text, and json.loads and the general compilation cost several times
+# what reading that text with a regular expression does (a JSON string without escapes or control characters is
+# its own text). So the commonest text, [introduced, fixed], is compiled straight from its match, other texts of
+# one range are compiled from their events without json.loads, and every other text goes to json.loads.
+_EVENT = r'\["(?:introduced|fixed|last_affected|limit)","[^"\\\x00-\x1f]*"\]'
+_ONE_RANGE_JSON = re.compile(rf'\[\["(ECOSYSTEM|SEMVER)",\[((?:{_EVENT},)*{_EVENT})\]\]\]')
+_EVENTS = re.compile(r'\["([a-z_]+)","([^"]*)"\]')
+_INTRODUCED_FIXED_JSON = re.compile(
+    r'\[\["(ECOSYSTEM|SEMVER)",\[\["introduced","([^"\\\x00-\x1f]*)"\],\["fixed","([^"\\\x00-\x1f]*)"\]\]\]\]'
+)
+
+
+def _compiled_ranges(ecosystem: str, text: str) -> tuple[tuple[_Range, ...], _Simple | None]:
+    """The compiled ranges of an entry's ranges JSON, and the simple shape if they have it."""
+    m = _INTRODUCED_FIXED_JSON.fullmatch(text)
+    if m is not None:
+        # the most common text, compiled as _compile would compile it, without its general loop
+        rtype, introduced, fixed = m.groups()
+        scheme, strip = _range_scheme(rtype, ecosystem)
+        try:
+            high = _key(scheme, fixed[1:] if strip and fixed.startswith("v") else fixed)
+            if introduced == "0":
+                low = None
+            else:
+                low = _key(scheme, introduced[1:] if strip and introduced.startswith("v") else introduced)
+        except (InvalidVersion, UnsupportedEcosystem):
+            low = high = None  # _compile below records the version it refuses
+        if high is not None and (low is None or low <= high):
+            compiled = (scheme, strip, None, (), ((low, "introduced"), (high, "fixed")), ((high, fixed),))
+            return (compiled,), (scheme, strip, low, high, False, fixed)
+    m = _ONE_RANGE_JSON.fullmatch(text)
+    ranges = _compile(ecosystem, ((m[1], _EVENTS.findall(m[2])),) if m is not None else json.loads(text))
+    return ranges, _simple(ranges)
+
+
+# What an importer could store beside an affected row: (range type, key of the introduced version or None, key
+# of the upper bound or None, whether the bound is included, the fix or None).
+StoredInterval = tuple[str, str | None, str | None, bool, str | None]
+
+
+def stored_interval(ecosystem: str, ranges_json: str) -> StoredInterval | None:
+    """The compiled form of an affected row's ranges (their JSON text) if they are one interval, for a database
+    to store beside the row; None for other ranges (and for ranges with a version their scheme refuses).
+
+    Matching the first image against a large database parses and compiles the ranges of every row it reads; most
+    are one interval (introduced, then fixed or last affected), whose compiled form is four values. An importer
+    that stored them (as TEXT and INTEGER columns) would let _interval_ranges rebuild the entry without parsing
+    JSON or versions. The keys are this version of shared.vulndb.versions' sort keys: a database storing them
+    must be rebuilt when their encoding changes.
+    """
+    m = _ONE_RANGE_JSON.fullmatch(ranges_json)
+    _, simple = _compiled_ranges(ecosystem, ranges_json)
+    if simple is None:
+        return None
+    range_type = m[1] if m is not None else json.loads(ranges_json)[0][0]
+    _, _, low, high, included, fix = simple
+    return range_type, low, high, included, fix
+
+
+def _interval_ranges(ecosystem: str, stored: StoredInterval) -> tuple[tuple[_Range, ...], _Simple]:
+    """What _compiled_ranges gives the ranges a stored_interval value was made from."""
+    range_type, low, high, included, fix = stored
+    scheme, strip = _range_scheme(range_type, ecosystem)
+    ordered: tuple[tuple[Any, str], ...] = ((low, "introduced"),)
+    if high is not None:
+        ordered += ((high, "last_affected" if included else "fixed"),)
+    fixes = ((high, fix),) if fix is not None else ()
+    return ((scheme, strip, None, (), ordered, fixes),), (scheme, strip, low, high, included, fix)
 
 
 @lru_cache(maxsize=1024)
@@ -210,46 +329,37 @@ def _candidate_ecosystems(pkg_eco: str, os: OSInfo | None, known: frozenset[str]
     return out
 
 
-class _Entry:
-    """An affected entry as the matcher keeps it: advisory, severity, explicit versions, compiled ranges.
+# An affected row as the matcher keeps it: (advisory id, severity, explicit versions as their JSON text, compiled
+# ranges, the simple shape or None). A plain tuple: the first image matched against a large database reads tens
+# of thousands of rows, and building a tuple costs a fraction of an object's __init__.
+_Entry = tuple[str, str | None, str, tuple[_Range, ...], _Simple | None]
 
-    The explicit versions stay the JSON text they are stored as until a version is found in it
-    (most entries are never asked about a version they list), then become a set.
+
+def _lists(listed: dict[str, frozenset[str]], text: str, version: str) -> bool:
+    """Whether ``version`` is one of an entry's explicit versions, ``text`` (their JSON).
+
+    The text becomes a set (kept in ``listed``) only once a version is found in it: most entries are never
+    asked about a version they list.
     """
-
-    __slots__ = ("_versions", "advisory_id", "ranges", "severity", "versions_json")
-
-    def __init__(self, advisory_id: str, severity: str | None, versions_json: str, ranges: tuple[_Range, ...]):
-        self.advisory_id = advisory_id
-        self.severity = severity
-        self.versions_json = versions_json
-        self._versions: frozenset[str] | None = None
-        self.ranges = ranges
-
-    def lists(self, version: str) -> bool:
-        """Whether ``version`` is one of the entry's explicit versions."""
-        if self._versions is None:
-            text = self.versions_json
-            if text == "[]":
-                return False
-            # A plain version (no quote, backslash or control character) appears in the compact JSON
-            # exactly as itself between quotes; if it does not, it is not listed.
-            if f'"{version}"' not in text and _PLAIN.fullmatch(version):
-                return False
-            self._versions = frozenset(json.loads(text))
-        return version in self._versions
+    if text == "[]":
+        return False
+    # A plain version (no quote, backslash or control character) appears in the compact JSON
+    # exactly as itself between quotes; if it does not, it is not listed.
+    if f'"{version}"' not in text and _PLAIN.fullmatch(version):
+        return False
+    versions = listed.get(text)
+    if versions is None:
+        if len(listed) >= _CACHE_LIMIT:
+            listed.clear()
+        versions = listed[text] = frozenset(json.loads(text))
+    return version in versions
 
 
 _PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
 
 
 class _Group:
-    """What the findings of one set of advisories share, whatever the package: computed once.
-
-    Once a group has had a finding, the next one is validated like any and kept (a copy) as
-    ``template``; later findings of the group are shallow copies of it with the package's fields,
-    which costs half as much. (A group seen once, the usual case on a first image, costs no copy.)
-    """
+    """What the findings of one set of advisories share, whatever the package: computed once."""
 
     __slots__ = (
         "advisories",
@@ -260,8 +370,7 @@ class _Group:
         "priorities",
         "references",
         "summary",
-        "template",
-        "uses",
+        "typed",
     )
 
     def __init__(
@@ -273,7 +382,9 @@ class _Group:
         assessment: risk.Assessment,
         kev: Any,
         epss: Any,
+        typed: bool,
     ) -> None:
+        self.typed = typed  # every value taken from the database has exactly the type its Finding field holds
         self.advisories = advisories
         self.aliases = aliases
         self.references = references
@@ -287,8 +398,140 @@ class _Group:
             risk.priority(assessment.severity, kev is not None, score, False),
             risk.priority(assessment.severity, kev is not None, score, True),
         )
-        self.template: Finding | None = None
-        self.uses = 0
+
+
+# A hit: the entry that matched and the fixed versions above the package's version.
+_Hit = tuple[_Entry, list[str]]
+# A warning, less the package: (version compared, what went wrong, advisory not evaluated).
+_Warning = tuple[str, str, str]
+#: The fields the matcher sets (the others keep their defaults): what model_fields_set says of its findings.
+_SET_FIELDS = frozenset(Finding.model_fields) - {"suppressed", "expired_exemptions"}
+#: The list fields of a finding: each finding gets lists of its own.
+_LIST_FIELDS = ("aliases", "advisories", "fixed_versions", "cvss", "references", "expired_exemptions")
+
+
+class _Prepared:
+    """One finding of a memoised outcome, less the package.
+
+    ``fields`` are a finding's field values, laid out as in a validated finding's ``__dict__`` (field order),
+    with some package's fields in the package's places; its lists are never handed out nor changed.
+    ``fields_set`` is what the finding's ``model_fields_set`` is; ``sort_key`` orders by priority (higher
+    first), then id (see :func:`_package_key`).
+    """
+
+    __slots__ = ("fields", "fields_set", "sort_key")
+
+    def __init__(self, fields: dict[str, Any], fields_set: frozenset[str], sort_key: str) -> None:
+        self.fields = fields
+        self.fields_set = fields_set
+        self.sort_key = sort_key
+
+    @classmethod
+    def of(cls, finding: Finding) -> _Prepared:
+        """From a validated finding (whose lists are copied: the finding itself may be handed out)."""
+        fields = dict(finding.__dict__)
+        for name in _LIST_FIELDS:
+            fields[name] = list(fields[name])
+        return cls(fields, frozenset(finding.model_fields_set), _finding_key(finding.priority, finding.id))
+
+
+# the sort key parts of the usual priorities (see _finding_key)
+_PRIORITY_KEYS = {priority: encode([-priority]) for priority in range(2_000)}
+
+
+def _finding_key(priority: int, cid: str) -> str:
+    """The part of a finding's sort key its priority and id make: encode([-priority, cid])."""
+    head = _PRIORITY_KEYS.get(priority)
+    if head is None or "\0" in cid:
+        return encode([-priority, cid])
+    return f"{head}{cid}\0\0"  # what encode makes of a string without a NUL
+
+
+def _group_key(items: list[_Hit]) -> Any:
+    """What a group (Matcher._group) depends on: the advisories and the entries' severities, in order."""
+    return items[0][0][:2] if len(items) == 1 else tuple([e[:2] for e, _ in items])
+
+
+class _Outcome:
+    """What one package version came to against its advisories (see the module docstring)."""
+
+    __slots__ = ("findings", "warnings")
+
+    def __init__(self, findings: tuple[_Prepared, ...], warnings: tuple[_Warning, ...]) -> None:
+        self.findings = findings
+        self.warnings = warnings
+
+
+_NOTHING = _Outcome((), ())
+
+_new_finding = Finding.__new__
+_set = object.__setattr__
+
+
+def _copy(prepared: _Prepared, package: dict[str, Any]) -> Finding:
+    """A finding with a prepared finding's fields and a package's fields, made without validating again.
+
+    The advisory side was validated (or checked to be exactly typed) when the finding was prepared, the package
+    side in the Package model. Pydantic's model_copy would make the same through generic copies of the field dict,
+    the set of set fields and the extras, at about twice the cost, which would be most of a warm match's time;
+    this sets the four attributes of a pydantic model instance directly. Each finding gets lists and a set of its
+    own. (_match inlines the same steps for its loop.)
+    """
+    base = prepared.fields
+    fields = base.copy()
+    fields.update(package)
+    fields["aliases"] = base["aliases"][:]
+    fields["advisories"] = base["advisories"][:]
+    fields["fixed_versions"] = base["fixed_versions"][:]
+    fields["cvss"] = base["cvss"][:]
+    fields["references"] = base["references"][:]
+    fields["expired_exemptions"] = []
+    finding = _new_finding(Finding)
+    _set(finding, "__dict__", fields)
+    _set(finding, "__pydantic_fields_set__", set(prepared.fields_set))
+    _set(finding, "__pydantic_extra__", None)
+    _set(finding, "__pydantic_private__", None)
+    return finding
+
+
+# What a package's route (Matcher._route) depends on, read in one call.
+_IDENTITY = attrgetter("ecosystem", "type", "name", "source_name")
+# (key or None, keys or None, by source?)
+_Route = tuple[Any, Any, bool]
+_NO_ROUTE: _Route = (None, None, False)
+
+
+def _route_keys(route: _Route) -> list[tuple[str, str]]:
+    """The (ecosystem, name) keys a route reads."""
+    key, multi, _ = route
+    return [key] if multi is None else list(multi)
+
+
+def _package_key(p: Package) -> str:
+    """The package's part of a finding's sort key.
+
+    Findings are sorted by priority (higher first), id, package name, installed version, and where the
+    package was found. Each finding's key is those fields encoded into one string whose string order is their
+    order as a tuple (the encoding of version sort keys, ``shared.vulndb.versions._common.encode``): sorting
+    strings costs a fraction of sorting tuples built by a key function. The encoding is prefix-free, so it
+    concatenates: a prepared finding keeps the part of the first two fields, and each package adds this one.
+    """
+    name, version, found_in = p.name, p.version, p.found_in
+    if "\0" in name or "\0" in version or "\0" in found_in:
+        return encode([name, version, found_in])
+    return f"{name}\0\0{version}\0\0{found_in}\0\0"  # what encode makes of strings without a NUL
+
+
+def _package_fields(p: Package) -> dict[str, Any]:
+    return {
+        "package_type": p.type,
+        "package_name": p.name,
+        "package_purl": p.purl,
+        "package_ecosystem": p.ecosystem or "",
+        "installed_version": p.version,
+        "found_in": p.found_in,
+        "layer_diff_id": p.layer_diff_id,
+    }
 
 
 class Matcher:
@@ -301,13 +544,24 @@ class Matcher:
         self._canonical: dict[str, str] = {}
         self._ecosystems: frozenset[str] | None = None
         self._names: dict[tuple[str, str], str] = {}
+        self._routes: dict[str | None, dict[tuple[Any, ...], _Route]] = {}  # by OS release, then by _IDENTITY
         self._candidates: dict[tuple[str, str | None], tuple[str, ...]] = {}
-        self._qualified: dict[str, bool] = {}
-        self._groups: dict[Any, _Group] = {}  # by entry (one advisory) or tuple of entries
+        self._groups: dict[Any, _Group] = {}  # by (advisory id, entry severity), or a tuple of those
+        self._listed: dict[str, frozenset[str]] = {}  # explicit versions, by their JSON text
         self._cves: dict[str, tuple[Any, Any]] = {}
-        self._compiled: dict[tuple[str, str], tuple[_Range, ...]] = {}
+        self._compiled: dict[tuple[str, str], tuple[tuple[_Range, ...], _Simple | None]] = {}
         self._withdrawn_ids: frozenset[str] | None = None
         self._withdrawn_indexed: bool | None = None
+        # (ecosystem, normalised name, version), or a tuple of those for a package with several keys
+        self._outcomes: dict[Any, _Outcome] = {}
+
+    def forget_versions(self) -> None:
+        """Forget what package versions came to, keeping what was read from the database (for benchmarks and
+        tests): the memo of outcomes and the process's caches of version sort keys, so the
+        next match meets its versions as if for the first time, with the database's rows already compiled."""
+        self._outcomes.clear()
+        _key.cache_clear()
+        clear_caches()
 
     # -- loading ---------------------------------------------------------------
 
@@ -354,27 +608,29 @@ class Matcher:
             tail = " CROSS JOIN advisories v ON v.id = a.advisory_id WHERE v.withdrawn IS NULL"
             withdrawn = frozenset()
         compiled = self._compiled
-        loads = json.loads
         for i in range(0, len(missing), 400):
             chunk = missing[i : i + 400]
-            placeholders = ",".join(["(?, ?)"] * len(chunk))
-            params = [x for k in chunk for x in k]
-            # only '?' placeholders are interpolated into the query
+            placeholders = ",".join(["(?, ?, ?)"] * len(chunk))
+            params = [x for j, (e, n) in enumerate(chunk) for x in (j, e, n)]
+            # only '?' placeholders are interpolated into the query; each row names its key by its
+            # position in the chunk (an int), not by its ecosystem and name again
             sql = (
-                f"WITH k(e, n) AS (VALUES {placeholders}) "  # noqa: S608
-                "SELECT a.advisory_id, a.ecosystem, a.name, a.ranges, a.versions, a.severity "
+                f"WITH k(i, e, n) AS (VALUES {placeholders}) "  # noqa: S608
+                "SELECT k.i, a.advisory_id, a.ranges, NULLIF(a.versions, '[]'), a.severity "
                 "FROM k CROSS JOIN affected a ON a.ecosystem = k.e AND a.name = k.n" + tail
             )
-            for adv, eco, name, ranges, versions, sev in self.conn.execute(sql, params):
+            # (no versions listed, the usual case, comes as None: no string made for each row)
+            for j, adv, ranges, versions, sev in self.conn.execute(sql, params):
                 if adv in withdrawn:
                     continue
-                ck = (eco, ranges)
-                rs = compiled.get(ck)
-                if rs is None:
+                key = chunk[j]
+                ck = (key[0], ranges)
+                c = compiled.get(ck)
+                if c is None:
                     if len(compiled) >= _CACHE_LIMIT:
                         compiled.clear()
-                    rs = compiled[ck] = _compile(eco, loads(ranges))
-                found[(eco, name)].append(_Entry(adv, sev, versions, rs))
+                    c = compiled[ck] = _compiled_ranges(key[0], ranges)
+                found[key].append((adv, sev, "[]" if versions is None else versions, c[0], c[1]))
         self._affected.update(found)
 
     def _load_advisories(self, ids: Iterable[str]) -> None:
@@ -389,7 +645,14 @@ class Matcher:
             )
             for aid, summary, dbsev, lists in self.conn.execute(sql, chunk):
                 sev, aliases, refs = json.loads(lists)
-                adv = Advisory(aid, summary, sev, dbsev, aliases, [r["url"] for r in refs])
+                urls = [r["url"] for r in refs]
+                typed = (
+                    type(aid) is str
+                    and type(summary) is str
+                    and all(type(a) is str for a in aliases)
+                    and all(type(u) is str for u in urls)
+                )
+                adv = Advisory(aid, summary, sev, dbsev, aliases, urls, typed)
                 self._advisories[aid] = adv
                 self._canonical[aid] = canonical_id(aid, adv.aliases)
 
@@ -415,23 +678,26 @@ class Matcher:
 
     def lookup_keys(self, p: Package, os: OSInfo | None) -> list[tuple[str, str, str]]:
         """(advisory ecosystem, normalised name, version to compare) for one package."""
-        pkg_eco = p.ecosystem
-        if not pkg_eco or not p.version:
+        if not p.ecosystem or not p.version:
             return []  # e.g. a Go module replaced by a local directory: nothing to compare
-        if p.type in _BY_SOURCE:
-            name, version = p.source_name or p.name, p.source_version or p.version
-        else:
-            name, version = p.name, p.version
+        version = (p.source_version or p.version) if p.type in _BY_SOURCE else p.version
+        return [(eco, name, version) for eco, name in self._lookup_names(p, os)]
+
+    def _lookup_names(self, p: Package, os: OSInfo | None) -> list[tuple[str, str]]:
+        """lookup_keys less the version, for a package with an ecosystem."""
+        pkg_eco = p.ecosystem or ""
+        name = (p.source_name or p.name) if p.type in _BY_SOURCE else p.name
+        by_rpm_source = p.type == "rpm" and p.source_name and p.source_name != p.name
         if os is None or ecosystem_base(pkg_eco) not in _QUALIFIED:
-            out = [(pkg_eco, self._normalised(pkg_eco, name), version)]
-            if p.type == "rpm" and p.source_name and p.source_name != p.name:
-                out.append((pkg_eco, self._normalised(pkg_eco, p.source_name), version))
+            out = [(pkg_eco, self._normalised(pkg_eco, name))]
+            if by_rpm_source:
+                out.append((pkg_eco, self._normalised(pkg_eco, p.source_name or "")))
             return out
         out = []
         for eco in self._candidate(pkg_eco, os):
-            out.append((eco, self._normalised(eco, name), version))
-            if p.type == "rpm" and p.source_name and p.source_name != p.name:
-                out.append((eco, self._normalised(eco, p.source_name), version))
+            out.append((eco, self._normalised(eco, name)))
+            if by_rpm_source:
+                out.append((eco, self._normalised(eco, p.source_name or "")))
         return out
 
     def match(
@@ -455,91 +721,260 @@ class Matcher:
                 gc.enable()
 
     def _match(self, packages: Sequence[Package], os: OSInfo | None, include_dev: bool) -> MatchResult:
-        warnings: list[str] = []
         affected = self._affected
-        names = self._names
-        qualified = self._qualified
-        # Pass 1: each package's lookup keys. The common case -- one key, its name seen before -- is inlined:
-        # a few attribute reads and dictionary lookups, and nothing more when the key has no advisories.
-        # A plan is (package, key, version) or, for several keys, (package, None, keys).
-        plans: list[tuple[Package, Any, Any]] = []
+        outcomes = self._outcomes
+        listed = self._listed
+        # Pass 1: each package's lookup keys (its route, cached by what it depends on: see _route) and the memo key
+        # of its version. A package no advisory names costs one C call reading four attributes and one dictionary
+        # lookup once its route is known, whatever its version. A plan is (package, memo key, key, version) for a
+        # package of one lookup key, (package, memo key, None, memo key) for one of several; the memo key is
+        # (ecosystem, normalised name, version), or the tuple of those of its keys.
+        osk = None if os is None else os.version_id
+        cache = self._routes.get(osk)
+        if cache is None:
+            cache = self._routes[osk] = {}
+        identity = _IDENTITY
+        plans: list[tuple[Package, Any, Any, Any]] = []
+        unsettled: list[tuple[tuple[Any, ...], _Route]] = []
         missing: set[tuple[str, str]] = set()
         for p in packages:
             if p.dev and not include_dev:
                 continue
-            eco = p.ecosystem
-            if not eco or not p.version:
+            ident = identity(p)
+            route = cache.get(ident)
+            if route is None:
+                route = self._route(p, os)
+                if route is not _NO_ROUTE:
+                    keys = _route_keys(route)
+                    unknown = [k for k in keys if k not in affected]
+                    if unknown:
+                        missing.update(unknown)
+                        unsettled.append((ident, route))  # settled once its keys are loaded
+                    elif not any(affected[k] for k in keys):
+                        route = _NO_ROUTE  # no advisory names this package
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                cache[ident] = route
+            if route is _NO_ROUTE:
                 continue
-            ptype = p.type
-            q = qualified.get(eco)
-            if q is None:
-                q = qualified[eco] = ecosystem_base(eco) in _QUALIFIED
-            if (q and os is not None) or ptype == "rpm":
-                keys = self.lookup_keys(p, os)
-                if keys:
-                    plans.append((p, None, keys))
-                    missing.update(k[:2] for k in keys if k[:2] not in affected)
-                continue
-            if ptype in _BY_SOURCE:
-                name, version = p.source_name or p.name, p.source_version or p.version
+            version = p.version
+            if not version:
+                continue  # e.g. a Go module replaced by a local directory: nothing to compare
+            key, multi, by_source = route
+            if by_source:
+                version = p.source_version or version
+            if multi is None:
+                plans.append((p, (*key, version), key, version))
             else:
-                name, version = p.name, p.version
-            norm = names.get((eco, name))
-            if norm is None:
-                norm = self._normalised(eco, name)
-            key = (eco, norm)
-            entries = affected.get(key)
-            if entries is None:
-                missing.add(key)
-            elif not entries:
-                continue  # no advisory names this package
-            plans.append((p, key, version))
+                mkey = tuple([(eco, name, version) for eco, name in multi])
+                plans.append((p, mkey, None, mkey))
         if missing:
             self._load(missing)
-        # Pass 2: evaluate the affected entries of the packages that have some, in inventory order.
-        raw: list[tuple[Package, _Entry, list[str]]] = []
-        evaluate_entries = self._evaluate_entries
-        for p, key, version in plans:
+        for ident, route in unsettled:
+            if not any(affected[k] for k in _route_keys(route)):
+                cache[ident] = _NO_ROUTE
+        # Pass 2: evaluate what the memo does not know yet, once per memo key. (The outcomes this call uses
+        # are kept apart from the memo, which may be emptied meanwhile when it reaches its bound.)
+        known: dict[Any, _Outcome] = {}
+        fresh: dict[Any, tuple[Package, list[_Hit], list[_Warning]]] = {}
+        for p, mkey, key, version in plans:
+            if mkey in known or mkey in fresh:
+                continue
+            outcome = outcomes.get(mkey)
+            if outcome is not None:
+                known[mkey] = outcome
+                continue
+            hits: list[_Hit] = []
+            warned: list[_Warning] = []
             if key is not None:
                 entries = affected[key]
                 if entries:
-                    evaluate_entries(p, version, entries, set(), raw, warnings)
+                    _evaluate_entries(version, entries, set(), hits, warned, listed)
+            else:
+                seen: set[str] = set()
+                for eco, name, v in version:
+                    entries = affected[(eco, name)]
+                    if entries:
+                        _evaluate_entries(v, entries, seen, hits, warned, listed)
+            fresh[mkey] = (p, hits, warned)
+        first: dict[int, list[Finding]] = {}
+        if fresh:
+            first = self._remember(fresh, known)
+        # Pass 3: the findings and warnings of every package, in inventory order, then sorted.
+        findings: list[Finding] = []
+        sort_keys: list[str] = []
+        warnings: list[str] = []
+        done: set[int] = set()
+        new, set_attr = _new_finding, _set
+        for p, mkey, _, _ in plans:
+            outcome = known[mkey]
+            if outcome.warnings:
+                for version, error, advisory in outcome.warnings:
+                    warnings.append(f"{p.name} {version} ({p.found_in}): {error}; {advisory} not evaluated")
+            if not outcome.findings:
                 continue
-            seen: set[str] = set()
-            for eco, name, v in version:
-                entries = affected[(eco, name)]
-                if entries:
-                    evaluate_entries(p, v, entries, seen, raw, warnings)
-        self._load_advisories(e.advisory_id for _, e, _ in raw if e.advisory_id not in self._advisories)
-        findings = self._merge(raw)
-        return MatchResult(findings=findings, warnings=warnings)
+            pid = id(p)
+            if pid in done:
+                continue  # the same package object twice: one finding per (package instance, vulnerability)
+            done.add(pid)
+            pkey = _package_key(p)
+            made = first.pop(pid, None) if first else None
+            if made is not None:
+                findings += made
+                sort_keys += [prepared.sort_key + pkey for prepared in outcome.findings]
+                continue
+            package = _package_fields(p)
+            for prepared in outcome.findings:
+                # _copy(prepared, package), inlined: this loop makes every finding of a warm match
+                base = prepared.fields
+                fields = base.copy()
+                fields.update(package)
+                fields["aliases"] = base["aliases"][:]
+                fields["advisories"] = base["advisories"][:]
+                fields["fixed_versions"] = base["fixed_versions"][:]
+                fields["cvss"] = base["cvss"][:]
+                fields["references"] = base["references"][:]
+                fields["expired_exemptions"] = []
+                finding = new(Finding)
+                set_attr(finding, "__dict__", fields)
+                set_attr(finding, "__pydantic_fields_set__", set(prepared.fields_set))
+                set_attr(finding, "__pydantic_extra__", None)
+                set_attr(finding, "__pydantic_private__", None)
+                findings.append(finding)
+                sort_keys.append(prepared.sort_key + pkey)
+        # A stable sort by the keys (see _package_key); equal keys keep inventory order.
+        order = sorted(range(len(findings)), key=sort_keys.__getitem__)
+        return MatchResult(findings=[findings[i] for i in order], warnings=warnings)
 
-    @staticmethod
-    def _evaluate_entries(
-        p: Package,
-        version: str,
-        entries: list[_Entry],
-        seen: set[str],
-        raw: list[tuple[Package, _Entry, list[str]]],
-        warnings: list[str],
-    ) -> None:
-        for entry in entries:
-            if entry.advisory_id in seen:
-                continue
-            try:
-                hit, fixes = _evaluate(entry.versions_json != "[]" and entry.lists(version), entry.ranges, version)
-            except (InvalidVersion, UnsupportedEcosystem) as exc:
-                warnings.append(f"{p.name} {version} ({p.found_in}): {exc}; {entry.advisory_id} not evaluated")
-                continue
-            if hit:
-                seen.add(entry.advisory_id)
-                raw.append((p, entry, fixes))
+    def _route(self, p: Package, os: OSInfo | None) -> _Route:
+        """Where a package's advisories are: (key, None, by source?) for a package of one lookup key, the key being
+        (ecosystem, normalised name); (None, keys, by source?) for a package of several (rpm, release-qualified
+        ecosystems), in lookup_keys' order; _NO_ROUTE for a package without an ecosystem. "By source": the version
+        compared is the source version where the package has one (dpkg, apk), else the package's version.
 
-    def _group(
-        self, cid: str, items: list[tuple[Package, _Entry, list[str]]], cves: dict[str, tuple[Any, Any]]
-    ) -> _Group:
+        It depends on the package's _IDENTITY attributes and, for release-qualified ecosystems, on the OS release
+        (os.version_id): what _match caches it by. It does not depend on the version.
+        """
+        eco = p.ecosystem
+        if not eco:
+            return _NO_ROUTE
+        ptype = p.type
+        by_source = ptype in _BY_SOURCE
+        if (os is not None and ecosystem_base(eco) in _QUALIFIED) or ptype == "rpm":
+            return (None, tuple(self._lookup_names(p, os)), by_source)
+        name = (p.source_name or p.name) if by_source else p.name
+        return ((eco, self._normalised(eco, name)), None, by_source)
+
+    def _remember(
+        self, fresh: dict[Any, tuple[Package, list[_Hit], list[_Warning]]], known: dict[Any, _Outcome]
+    ) -> dict[int, list[Finding]]:
+        """Turn newly evaluated hits into outcomes, memoised and added to ``known``; return the findings of the
+        package each was evaluated for (by ``id``): the validated findings the outcome was prepared from."""
+        self._load_advisories({e[0] for _, hits, _ in fresh.values() for e, _ in hits})
+        canonical = self._canonical
+        made = self._groups
+        by_cid: dict[Any, dict[str, list[_Hit]]] = {}
+        new_groups: set[str] = set()  # the ids of the groups to make: their KEV and EPSS entries are read
+        for mkey, (_, hits, _) in fresh.items():
+            groups: dict[str, list[_Hit]] = {}
+            for hit in hits:
+                aid = hit[0][0]
+                cid = canonical.get(aid) or canonical_id(aid, [])
+                group = groups.get(cid)
+                if group is None:
+                    groups[cid] = [hit]
+                else:
+                    group.append(hit)
+            for cid, items in groups.items():
+                if _group_key(items) not in made:
+                    new_groups.add(cid)
+            by_cid[mkey] = groups
+        cves = self._kev_epss(new_groups)
+        outcomes = self._outcomes
+        first: dict[int, list[Finding]] = {}
+        for mkey, (p, _, warned) in fresh.items():
+            groups = by_cid[mkey]
+            if not groups and not warned:
+                outcome = _NOTHING
+            else:
+                package = _package_fields(p)
+                prepared = tuple(self._prepare(cid, items, cves, package) for cid, items in groups.items())
+                if prepared:
+                    first[id(p)] = [_copy(x, package) for x in prepared]
+                outcome = _Outcome(prepared, tuple(warned))
+            if len(outcomes) >= _CACHE_LIMIT:
+                outcomes.clear()
+            outcomes[mkey] = known[mkey] = outcome
+        return first
+
+    def _prepare(
+        self, cid: str, items: list[_Hit], cves: dict[str, tuple[Any, Any]], package: dict[str, Any]
+    ) -> _Prepared:
+        """The finding of one vulnerability in a package (the advisories ``items`` hit), less the package."""
+        g = self._group(cid, items, cves)
+        if len(items) == 1:
+            fixed_versions = items[0][1]  # made for this hit alone
+        else:
+            fixed: set[str] = set()
+            for _, f in items:
+                fixed.update(f)
+            fixed_versions = sorted(fixed)
+        fixable = bool(fixed_versions)
+        sev = g.assessment
+        priority = g.priorities[fixable]
+        if g.typed:
+            # Every value has exactly the type its field holds: strings and lists of strings from the database
+            # (checked when the advisories were read), validated models (CVSS, KEV, EPSS), the package's fields
+            # (validated in Package), fixed versions (strings of the ranges), and the rest made here. Pydantic's
+            # validation would return equal values, at a cost that is a large part of a first match; the fields
+            # are laid out as it would lay them out (the model's field order, the same set fields). The lists are
+            # the group's: neither is ever handed out (each finding gets copies) nor changed.
+            fields = {
+                "id": cid,
+                "aliases": g.aliases,
+                "advisories": g.advisories,
+                "summary": g.summary,
+                "package_type": package["package_type"],
+                "package_name": package["package_name"],
+                "package_purl": package["package_purl"],
+                "package_ecosystem": package["package_ecosystem"],
+                "installed_version": package["installed_version"],
+                "fixed_versions": fixed_versions,
+                "fix_available": fixable,
+                "found_in": package["found_in"],
+                "layer_diff_id": package["layer_diff_id"],
+                "severity": sev.severity.name,
+                "severity_source": sev.source,
+                "cvss": sev.cvss,
+                "kev": g.kev,
+                "epss": g.epss,
+                "priority": priority,
+                "references": g.references,
+                "suppressed": None,
+                "expired_exemptions": [],
+            }
+            return _Prepared(fields, _SET_FIELDS, _finding_key(priority, cid))
+        finding = Finding(
+            id=cid,
+            summary=g.summary,
+            severity=sev.severity.name,
+            severity_source=sev.source,
+            kev=g.kev,
+            epss=g.epss,
+            **package,
+            aliases=g.aliases[:],
+            advisories=g.advisories[:],
+            fixed_versions=fixed_versions,
+            fix_available=fixable,
+            cvss=sev.cvss[:],
+            priority=priority,
+            references=g.references[:],
+        )
+        return _Prepared.of(finding)
+
+    def _group(self, cid: str, items: list[_Hit], cves: dict[str, tuple[Any, Any]]) -> _Group:
         """Aliases, references, summary, severity and priority of the advisories behind a finding (cached)."""
-        gkey: Any = items[0][1] if len(items) == 1 else tuple(e for _, e, _ in items)
+        gkey = _group_key(items)
         g = self._groups.get(gkey)
         if g is not None:
             return g
@@ -548,103 +983,33 @@ class Matcher:
         seen_refs: set[str] = set()
         summary = ""
         severities: list[risk.SeverityInput] = []
-        for _, entry, _ in items:
-            names.add(entry.advisory_id)
-            adv = self._advisories.get(entry.advisory_id)
+        typed = type(cid) is str
+        for (aid, severity, *_), _ in items:
+            names.add(aid)
+            adv = self._advisories.get(aid)
             if adv is None:
+                typed = typed and type(aid) is str
                 continue
+            typed = typed and adv.typed
             names.update(adv.aliases)
             for r in adv.references:
                 if r not in seen_refs:
                     seen_refs.add(r)
                     refs.append(r)
             summary = summary or adv.summary
-            severities.append(risk.SeverityInput(adv.id, adv.severity, adv.db_severity, entry.severity))
-        advisories = sorted({e.advisory_id for _, e, _ in items})
+            severities.append(risk.SeverityInput(adv.id, adv.severity, adv.db_severity, severity))
+        advisories = sorted({e[0] for e, _ in items})
         names.discard(cid)
-        kev, epss = cves.get(cid, (None, None))
+        # (cves has what _remember read for the groups it found missing; should the cache have been emptied
+        # since, the entries are read now)
+        kev, epss = cves.get(cid) or self._kev_epss({cid}).get(cid, (None, None))
         if len(self._groups) >= _CACHE_LIMIT:
             self._groups.clear()
-        g = self._groups[gkey] = _Group(advisories, sorted(names), refs, summary, risk.assess(severities), kev, epss)
+        assessment = risk.assess(severities)
+        g = self._groups[gkey] = _Group(advisories, sorted(names), refs, summary, assessment, kev, epss, typed)
         return g
 
-    def _merge(self, raw: list[tuple[Package, _Entry, list[str]]]) -> list[Finding]:
-        groups: dict[tuple[int, str], list[tuple[Package, _Entry, list[str]]]] = {}
-        ids: dict[int, Package] = {}
-        canonical = self._canonical
-        for item in raw:
-            p, entry, _ = item
-            aid = entry.advisory_id
-            cid = canonical.get(aid) or canonical_id(aid, [])
-            k = (id(p), cid)
-            group = groups.get(k)
-            if group is None:
-                groups[k] = [item]
-                ids[k[0]] = p
-            else:
-                group.append(item)
-        cves = self._kev_epss({cid for _, cid in groups})
-        out = []
-        package_fields: dict[int, dict[str, Any]] = {}
-        for (pid, cid), items in groups.items():
-            g = self._group(cid, items, cves)
-            pf = package_fields.get(pid)
-            if pf is None:
-                p = ids[pid]
-                pf = package_fields[pid] = {
-                    "package_type": p.type,
-                    "package_name": p.name,
-                    "package_purl": p.purl,
-                    "package_ecosystem": p.ecosystem or "",
-                    "installed_version": p.version,
-                    "found_in": p.found_in,
-                    "layer_diff_id": p.layer_diff_id,
-                }
-            if len(items) == 1:
-                fixed_versions = list(items[0][2])
-            else:
-                fixed: set[str] = set()
-                for _, _, f in items:
-                    fixed.update(f)
-                fixed_versions = sorted(fixed)
-            fixable = bool(fixed_versions)
-            sev = g.assessment
-            fields: dict[str, Any] = {
-                **pf,
-                "aliases": g.aliases[:],
-                "advisories": g.advisories[:],
-                "fixed_versions": fixed_versions,
-                "fix_available": fixable,
-                "cvss": sev.cvss[:],
-                "priority": g.priorities[fixable],
-                "references": g.references[:],
-            }
-            if g.template is None:
-                g.uses += 1
-                finding = Finding(
-                    id=cid,
-                    summary=g.summary,
-                    severity=sev.severity.name,
-                    severity_source=sev.source,
-                    kev=g.kev,
-                    epss=g.epss,
-                    **fields,
-                )
-                if g.uses > 1:
-                    g.template = finding.model_copy(
-                        update={k: list(v) for k, v in fields.items() if isinstance(v, list)}
-                    )
-            else:
-                # every field given was validated in the template or comes from a validated Package
-                finding = g.template.model_copy(update=fields)
-                finding.__dict__["expired_exemptions"] = []  # not shared with the template (not "set", as before)
-            out.append(finding)
-        out.sort(key=lambda f: (-f.priority, f.id, f.package_name, f.installed_version, f.found_in))
-        return out
-
     def _kev_epss(self, cve_ids: set[str]) -> dict[str, tuple[Any, Any]]:
-        from shared.domain.findings import EPSSScore, KEVEntry
-
         known = self._cves
         out: dict[str, tuple[Any, Any]] = {}
         ids = []
@@ -677,6 +1042,48 @@ class Matcher:
             for c in chunk:
                 known[c] = got.get(c, (None, None))
         return out
+
+
+def _evaluate_entries(
+    version: str,
+    entries: list[_Entry],
+    seen: set[str],
+    hits: list[_Hit],
+    warnings: list[_Warning],
+    listed: dict[str, frozenset[str]],
+) -> None:
+    """Evaluate a key's entries for one version, skipping advisories in ``seen`` (which the hits join)."""
+    # the version's key for the last (scheme, strip) the simple entries used: they mostly share one
+    last_scheme: str | None = None
+    last_strip = False
+    version_key: Any = None
+    for entry in entries:
+        aid, _, versions_json, ranges, simple = entry
+        if aid in seen:
+            continue
+        try:
+            if simple is not None:
+                if versions_json != "[]" and _lists(listed, versions_json, version):
+                    seen.add(aid)  # an explicitly listed version is affected, as _evaluate has it
+                    hits.append((entry, _fixes_above(ranges, version)))
+                    continue
+                scheme, strip, low, high, included, fix = simple
+                if scheme is not last_scheme or strip is not last_strip:
+                    version_key = _key(scheme, version[1:] if strip and version.startswith("v") else version)
+                    last_scheme, last_strip = scheme, strip  # (not reached when the version is refused)
+                if (low is None or version_key >= low) and (
+                    high is None or version_key < high or (included and version_key == high)
+                ):
+                    seen.add(aid)
+                    hits.append((entry, [fix] if fix is not None else []))
+                continue
+            hit, fixes = _evaluate(versions_json != "[]" and _lists(listed, versions_json, version), ranges, version)
+        except (InvalidVersion, UnsupportedEcosystem) as exc:
+            warnings.append((version, str(exc), aid))
+            continue
+        if hit:
+            seen.add(aid)
+            hits.append((entry, fixes))
 
 
 def canonical_id(advisory_id: str, aliases: Sequence[str]) -> str:

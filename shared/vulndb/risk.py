@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cvss import CVSS3, CVSS4
 from cvss.exceptions import CVSSError
@@ -55,27 +56,48 @@ def _rating(score: float) -> Severity:
     return Severity.UNKNOWN
 
 
-def parse_vector(kind: str, vector: str) -> CVSSScore | None:
+@lru_cache(maxsize=65_536)
+def base_score(kind: str, vector: str) -> tuple[str, float] | None:
+    """(CVSS version, base score) of a vector, or None for one the cvss library refuses or a kind it is not.
+
+    Cached for the process: the library spends tens of microseconds on a vector (it computes the temporal and
+    environmental scores too, in Decimal arithmetic), and advisories share a small set of vectors.
+    """
     try:
         if kind == "CVSS_V4" or vector.startswith("CVSS:4.0/"):
-            c4 = CVSS4(vector)
-            return CVSSScore(version="4.0", vector=vector, base_score=float(c4.base_score))
+            return "4.0", float(CVSS4(vector).base_score)
         if kind == "CVSS_V3" or vector.startswith("CVSS:3."):
             c3 = CVSS3(vector)
-            version = vector.split("/", 1)[0].split(":", 1)[1]
-            return CVSSScore(version=version, vector=vector, base_score=float(c3.base_score))
+            return vector.split("/", 1)[0].split(":", 1)[1], float(c3.base_score)
     except (CVSSError, ValueError, KeyError, IndexError):
         return None
     return None
+
+
+def parse_vector(kind: str, vector: str) -> CVSSScore | None:
+    scored = base_score(kind, vector)
+    if scored is None:
+        return None
+    return CVSSScore(version=scored[0], vector=vector, base_score=scored[1])
 
 
 def assess(inputs: Sequence[SeverityInput]) -> Assessment:
     scores: list[CVSSScore] = []
     for inp in inputs:
         for s in inp.severity:
-            parsed = parse_vector(s.get("type", ""), s.get("score", ""))
-            if parsed is not None:
-                scores.append(parsed.model_copy(update={"source": inp.advisory_id}))
+            vector = s.get("score", "")
+            scored = base_score(s.get("type", ""), vector)
+            if scored is None:
+                continue
+            if type(inp.advisory_id) is str:
+                # one validation with the source, rather than parse_vector's and then a copy to add it
+                scores.append(CVSSScore(version=scored[0], vector=vector, base_score=scored[1], source=inp.advisory_id))
+            else:
+                scores.append(
+                    CVSSScore(version=scored[0], vector=vector, base_score=scored[1]).model_copy(
+                        update={"source": inp.advisory_id}
+                    )
+                )
     v4 = [s for s in scores if s.version == "4.0"]
     v3 = [s for s in scores if s.version.startswith("3")]
     for group, label in ((v4, "cvss-v4"), (v3, "cvss-v3")):

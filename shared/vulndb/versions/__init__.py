@@ -4,6 +4,7 @@ Public API::
 
     compare(ecosystem, a, b) -> int      # -1, 0 or 1, like cmp(a, b)
     sort_key(ecosystem, version) -> key  # compare(e, a, b) == cmp(sort_key(e, a), sort_key(e, b))
+    key_function(ecosystem) -> function  # version -> sort key, for keying many versions of one ecosystem
     parse_ok(ecosystem, version) -> bool
     scheme_of(ecosystem) -> str          # "dpkg", "apk", "rpm", "pep440", "npm", ...
 
@@ -63,6 +64,7 @@ __all__ = [
     "VersionError",
     "clear_caches",
     "compare",
+    "key_function",
     "parse_ok",
     "scheme_of",
     "sort_key",
@@ -126,6 +128,18 @@ def _scheme(ecosystem: str) -> tuple[str, _KeyFunction]:
 def scheme_of(ecosystem: str) -> str:
     """The version scheme an OSV ecosystem uses ("dpkg", "rpm", ...); raises UnsupportedEcosystem."""
     return _scheme(ecosystem)[0]
+
+
+def key_function(ecosystem: str, *, cached: bool = True) -> Callable[[str], Key]:
+    """The key function of an ecosystem's scheme; raises UnsupportedEcosystem.
+
+    ``key_function(e)(v) == sort_key(e, v)`` for every valid version, without looking the scheme up on each
+    call (for callers that key many versions). The InvalidVersion it raises names the scheme, not ``e``:
+    ``err.in_ecosystem(e)`` is what sort_key would have raised. ``cached=False``: the function without the
+    scheme's parse cache, for a caller that keeps its own.
+    """
+    fn = _scheme(ecosystem)[1]
+    return fn if cached else getattr(fn, "__wrapped__", fn)
 
 
 def sort_key(ecosystem: str, version: str) -> Key:

@@ -77,16 +77,48 @@ def encode(items: Iterable[int | str]) -> Key:
     )
 
 
-def cached(scheme: str, parse: Callable[[str], Items]) -> Callable[[str], Key]:
-    """The scheme's key function: length guard, parse, encode, behind a bounded LRU cache."""
+def digits_key(digits: str) -> Key:
+    """The encoding of the int an ASCII digit string (leading zeros allowed, under 150 digits) spells.
+
+    ``_encode_int`` of a non-negative int is its digit count as one character, then its digits; a
+    digit string already holds those digits, so the int need not be built and printed again.
+    """
+    digits = digits.lstrip("0") or "0"
+    return LENGTH_MARKS[len(digits)] + digits
+
+
+# The first character of the encoding of a non-negative int of 0..149 digits (see _encode_int).
+LENGTH_MARKS = tuple(chr(0x60 + n) for n in range(150))
+
+
+def cached(
+    scheme: str, parse: Callable[[str], Items], fast: Callable[[str], Key | None] | None = None
+) -> Callable[[str], Key]:
+    """The scheme's key function: length guard, parse, encode, behind a bounded LRU cache.
+
+    ``fast``, if given, builds the key of the versions it recognises (the plain ones most
+    advisories and inventories use, such as ``1.2.3``) straight from the text, and returns None for
+    any other version, which then takes the general path. Its keys must equal the general path's
+    (``encode(parse(version))``); the property tests check that on generated versions.
+    """
+    if fast is None:
+
+        @functools.lru_cache(maxsize=CACHE_SIZE)
+        def key(version: str) -> Key:
+            if len(version) > MAX_LENGTH:
+                raise InvalidVersion(scheme, version[:64] + "...", f"longer than {MAX_LENGTH} characters")
+            return encode(parse(version))
+
+        return key
 
     @functools.lru_cache(maxsize=CACHE_SIZE)
-    def key(version: str) -> Key:
+    def fast_key(version: str) -> Key:
         if len(version) > MAX_LENGTH:
             raise InvalidVersion(scheme, version[:64] + "...", f"longer than {MAX_LENGTH} characters")
-        return encode(parse(version))
+        k = fast(version)
+        return encode(parse(version)) if k is None else k
 
-    return key
+    return fast_key
 
 
 def padded(elements: Iterable[tuple[int, int | str] | None]) -> list[int | str]:

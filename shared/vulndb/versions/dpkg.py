@@ -17,9 +17,10 @@ the epoch and revision rules allow them).
 
 from __future__ import annotations
 
+import functools
 import re
 
-from shared.vulndb.versions._common import Items, cached, padded
+from shared.vulndb.versions._common import CACHE_SIZE, Items, Key, cached, digits_key, encode, padded
 from shared.vulndb.versions.errors import InvalidVersion
 
 SCHEME = "dpkg"
@@ -95,4 +96,46 @@ def parse(version: str) -> Items:
     return [epoch, *_part_items(upstream), *_part_items(revision)]
 
 
-key = cached(SCHEME, parse)
+# The key of a version is the concatenation of the keys of its items, so it is built from three
+# pieces: the epoch's, the upstream part's and the revision's. Parts recur far more often than whole
+# versions (revisions such as "1" or "2+deb12u1" above all), so their keys are cached apart.
+# A version this pattern reads whole is valid and splits the way parse() splits it: an epoch of
+# at most 9 digits (below dpkg's limit), an upstream part without ':' or '-', and a revision after
+# the only hyphen.
+_SIMPLE = re.compile(r"(?:([0-9]{1,9}):)?([0-9][A-Za-z0-9.+~]*)(?:-([A-Za-z0-9.+~]+))?")
+_DOTTED = re.compile(r"[0-9]{1,100}(?:\.[0-9]{1,100})*")
+_EPOCH_ZERO = encode([0])
+# items of a number n > 0 in a dotted part (no zeros before it), and of the '.' after a number
+# that is or is not zero (two zeros before it then: the empty letter run and the zero itself)
+_NUMBER_HEAD = encode([1, -1])
+_DOT_AFTER_NUMBER = encode([1, 0, _ELEMENT["."][1]])
+_DOT_AFTER_ZERO = encode([1, -2, _ELEMENT["."][1]])
+_PART_END = encode([0])
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _part_key(part: str) -> Key:
+    """encode(_part_items(part)), cached; dotted numbers ("1.2.10") are encoded straight from the text."""
+    if not _DOTTED.fullmatch(part):
+        return encode(_part_items(part))
+    # What _part_items gives a dotted part, worked out: each number is an empty letter run (a zero
+    # element) then its value (a zero element if it is 0); each '.' is one element above zero.
+    out: list[str] = []
+    for number in part.split("."):
+        if number.strip("0"):
+            out += (_NUMBER_HEAD, digits_key(number), _DOT_AFTER_NUMBER)
+        else:
+            out.append(_DOT_AFTER_ZERO)
+    out[-1] = _PART_END  # no '.' after the last number; the part's zeros run on forever
+    return "".join(out)
+
+
+def _key(version: str) -> Key | None:
+    m = _SIMPLE.fullmatch(version)
+    if m is None:
+        return None  # parse() decides, and names what is wrong
+    epoch, upstream, revision = m.groups()
+    return (_EPOCH_ZERO if epoch is None else digits_key(epoch)) + _part_key(upstream) + _part_key(revision or "")
+
+
+key = cached(SCHEME, parse, _key)

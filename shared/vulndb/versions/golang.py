@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import re
 
-from shared.vulndb.versions._common import Items, cached
+from shared.vulndb.versions._common import Items, Key, cached
 from shared.vulndb.versions.errors import InvalidVersion
-from shared.vulndb.versions.semver import BUILD, NUMBER, PRERELEASE, prerelease_items
+from shared.vulndb.versions.semver import BUILD, NUMBER, PRERELEASE, plain_key, prerelease_items
 
 SCHEME = "go"
 
@@ -43,4 +43,9 @@ def parse(version: str) -> Items:
     raise InvalidVersion(SCHEME, version, "not a Go semantic version (v1.2.3, 1.2.3-pre+build) nor a go1.x tag")
 
 
-key = cached(SCHEME, parse)
+def _plain_key(version: str) -> Key | None:
+    # v1.2.3 and 1.2.3 read as semver's 1.2.3 (numbers unbounded in Go, but 15 digits take the fast way)
+    return plain_key(version[1:] if version.startswith("v") else version)
+
+
+key = cached(SCHEME, parse, _plain_key)

@@ -29,7 +29,7 @@ import re
 from packaging.version import InvalidVersion as _PackagingInvalidVersion
 from packaging.version import Version
 
-from shared.vulndb.versions._common import Items, cached
+from shared.vulndb.versions._common import Items, Key, cached, digits_key, encode
 from shared.vulndb.versions.errors import InvalidVersion
 
 SCHEME = "pep440"
@@ -97,7 +97,51 @@ def parse(version: str) -> Items:
         return [0, *legacy_parts(text)]
 
 
-key = cached(SCHEME, parse)
+# The canonical spellings most PyPI versions use (1.2.3, 1.2.3rc1, 1.2.post1, 1.2.dev0): no epoch,
+# no local label, no alternative spelling. Parsing them with packaging costs several times what
+# reading them here does; the keys are the same (the property tests compare the two).
+_CANONICAL = re.compile(
+    r"([0-9]{1,100}(?:\.[0-9]{1,100})*)(?:(a|b|rc)([0-9]{1,100}))?(?:\.post([0-9]{1,100}))?(?:\.dev([0-9]{1,100}))?"
+)
+_HEAD = encode([1, 0])  # a PEP 440 version, epoch 0
+_END_RELEASE = encode([-1])
+_NO_PRE = encode([2])
+_DEV_ONLY = encode([0])
+_PRE_HEAD = {kind: encode([1, rank]) for kind, rank in _PRE_RANK.items()}
+_NO_POST = encode([0])
+_POST_HEAD = encode([1])
+_NO_DEV = encode([1])
+_DEV_HEAD = encode([0])
+_NO_LOCAL = encode([0])
+_PLAIN_TAIL = _END_RELEASE + _NO_PRE + _NO_POST + _NO_DEV + _NO_LOCAL
+
+
+def _canonical_key(version: str) -> Key | None:
+    """The key of a canonical-form PEP 440 version, read from its text (as _pep440_items reads a Version)."""
+    m = _CANONICAL.fullmatch(version)
+    if m is None:
+        return None
+    release, pre, pre_n, post, dev = m.groups()
+    parts = release.split(".")
+    while len(parts) > 1 and not parts[-1].strip("0"):
+        parts.pop()  # trailing zeros do not count: 1.0 == 1
+    head = _HEAD + "".join([digits_key(p) for p in parts])
+    if pre is None and post is None and dev is None:
+        return head + _PLAIN_TAIL
+    out = [head, _END_RELEASE]
+    if pre is not None:
+        out += (_PRE_HEAD[pre], digits_key(pre_n))
+    elif post is None:
+        out.append(_DEV_ONLY)
+    else:
+        out.append(_NO_PRE)
+    out.append(_NO_POST if post is None else _POST_HEAD + digits_key(post))
+    out.append(_NO_DEV if dev is None else _DEV_HEAD + digits_key(dev))
+    out.append(_NO_LOCAL)
+    return "".join(out)
+
+
+key = cached(SCHEME, parse, _canonical_key)
 
 
 def is_pep440(version: str) -> bool:

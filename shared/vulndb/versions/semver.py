@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 
-from shared.vulndb.versions._common import Items, cached
+from shared.vulndb.versions._common import LENGTH_MARKS, Items, Key, cached, encode
 from shared.vulndb.versions.errors import InvalidVersion
 
 NUMBER = r"(?:0|[1-9][0-9]*)"
@@ -80,5 +80,32 @@ def parse_cargo(version: str) -> Items:
     return _parse("crates.io", version, version, _CARGO_MAX)
 
 
-npm_key = cached("npm", parse_npm)
-cargo_key = cached("crates.io", parse_cargo)
+# Plain MAJOR.MINOR.PATCH, the form of most versions, optionally with the plainest pre-release (a word, then
+# perhaps a number: "beta", "rc.1"): numbers of at most 15 digits stay below both ecosystems' limits (2**53-1
+# is 16 digits long).
+_PLAIN = re.compile(
+    r"(0|[1-9][0-9]{0,14})\.(0|[1-9][0-9]{0,14})\.(0|[1-9][0-9]{0,14})(?:-([a-z]+)(?:\.(0|[1-9][0-9]{0,14}))?)?"
+)
+_NO_PRERELEASE = encode(prerelease_items(None))
+_PRERELEASE_WORD = encode([0, 1])  # prerelease_items: 0 (a pre-release), then (1, word) for a word ...
+_PRERELEASE_NUMBER = encode([0])  # ... and (0, number) for a number
+
+
+def plain_key(version: str) -> Key | None:
+    """The key of a plain ``MAJOR.MINOR.PATCH[-word[.number]]`` version, built from its text; None for any other."""
+    m = _PLAIN.fullmatch(version)
+    if m is None:
+        return None
+    a, b, c, word, number = m.groups()
+    # encode() of a non-negative int below 150 digits: its length as one character, then its digits; of a
+    # string without NUL: the string, then two NULs
+    core = f"{LENGTH_MARKS[len(a)]}{a}{LENGTH_MARKS[len(b)]}{b}{LENGTH_MARKS[len(c)]}{c}"
+    if word is None:
+        return core + _NO_PRERELEASE
+    if number is None:
+        return f"{core}{_PRERELEASE_WORD}{word}\0\0"
+    return f"{core}{_PRERELEASE_WORD}{word}\0\0{_PRERELEASE_NUMBER}{LENGTH_MARKS[len(number)]}{number}"
+
+
+npm_key = cached("npm", parse_npm, plain_key)
+cargo_key = cached("crates.io", parse_cargo, plain_key)
