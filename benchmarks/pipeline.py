@@ -80,6 +80,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import scan_image as SI  # noqa: E402
+from benchmarks._report import code_version, command_line, machine, write_section  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 DEFAULT_WORKDIR = REPO / "benchmarks" / ".work"
@@ -769,10 +770,10 @@ def section(args: argparse.Namespace, pr: PushResult, rr: RescanResult, dr: Delt
             "## Event-driven pipeline (`benchmarks/pipeline.py`)",
             "",
             f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-            f"- Machine: {SI.machine()}; load average {args.load_before:.1f} before the run, "
+            f"- Machine: {machine()}; load average {args.load_before:.1f} before the run, "
             f"{os.getloadavg()[0]:.1f} after",
-            f"- Code: {SI.code_version()}",
-            f"- Command: `{SI.command_line().replace('benchmarks/scan_image.py', 'benchmarks/pipeline.py')}`",
+            f"- Code: {code_version()}",
+            f"- Command: `{command_line()}`",
             f"- Push image: {SI.fmt_bytes(pr.raw_size)} uncompressed, {SI.fmt_bytes(pr.comp_size)} gzip, "
             f"6 layers + 1 tiny per-repetition layer, {pr.files:,} files, {pr.packages} packages; "
             f"docker-registry (htpasswd) and cosmosdb-server on 127.0.0.1; 1 warm-up + {args.reps} interleaved "
@@ -791,16 +792,7 @@ def section(args: argparse.Namespace, pr: PushResult, rr: RescanResult, dr: Delt
 
 
 def write_results(body: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    begin, end = f"<!-- {MARK} -->", f"<!-- /{MARK} -->"
-    if begin in text and end in text:
-        a = text.index(begin)
-        b = text.index(end) + len(end)
-        text = text[:a] + body + text[b:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    RESULTS.write_text(text if text.endswith("\n") else text + "\n")
-    print(f"updated {RESULTS.relative_to(REPO)}")
+    write_section(f"<!-- {MARK} -->", f"<!-- /{MARK} -->", body)
 
 
 # ---------------------------------------------------------------------------

@@ -46,9 +46,7 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import random
-import shlex
 import shutil
 import statistics
 import sys
@@ -68,6 +66,9 @@ GEN_VERSION = 3
 DEFAULT_SIZES = ("300M", "1G")
 DEFAULT_WORKDIR = REPO / "benchmarks" / ".work"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
+
+from benchmarks._report import code_version, command_line, machine, write_section  # noqa: E402
+
 RATIO_TARGET = 1.3
 RSS_TARGET_MB = 150.0
 
@@ -806,54 +807,6 @@ def reading(results: list[Result], base_kb: int, reps: int) -> str:
     return " ".join(parts)
 
 
-def machine() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
-        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return (
-        f"nproc {len(os.sched_getaffinity(0))}{', ' + cpu if cpu else ''}{mem}; "
-        f"Python {platform.python_version()} ({platform.system()} {platform.machine()})"
-    )
-
-
-def code_version() -> str:
-    """The commit measured, and whether the scanner's code had uncommitted changes."""
-    import subprocess
-
-    def git(*a: str) -> str:
-        try:
-            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    head = git("rev-parse", "--short", "HEAD")
-    if not head:
-        return "unknown (not a git checkout)"
-    dirty = git("status", "--porcelain", "--", "shared")
-    return f"commit {head}" + (" with uncommitted changes under shared/" if dirty else "")
-
-
-def command_line() -> str:
-    args = []
-    for a in sys.argv[1:]:
-        p = Path(a)
-        if p.is_absolute() and p.resolve().is_relative_to(REPO):
-            a = str(p.resolve().relative_to(REPO))
-        args.append(a)
-    return shlex.join(["python", "benchmarks/scan_image.py", *args])
-
-
 def section(results: list[Result], base_kb: int, args: argparse.Namespace) -> tuple[str, str]:
     key = "sizes=" + ",".join(r.label for r in results)
     m0 = results[0].meta
@@ -903,16 +856,7 @@ Targets: scan/floor <= 1.3x, peak RSS < 150 MB at every image size.
 
 
 def write_results(key: str, body: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else RESULTS_HEAD
-    begin, end = f"<!-- scan_image.py {key} -->", f"<!-- /scan_image.py {key} -->"
-    if begin in text and end in text:
-        a = text.index(begin)
-        b = text.index(end) + len(end)
-        text = text[:a] + body + text[b:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    RESULTS.write_text(text if text.endswith("\n") else text + "\n")
-    print(f"updated {RESULTS.relative_to(REPO)}")
+    write_section(f"<!-- scan_image.py {key} -->", f"<!-- /scan_image.py {key} -->", body, RESULTS_HEAD)
 
 
 # ---------------------------------------------------------------------------

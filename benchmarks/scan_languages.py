@@ -66,7 +66,6 @@ import multiprocessing
 import os
 import random
 import re
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -88,6 +87,7 @@ if str(REPO) not in sys.path:
 # the host-file snapshot, the floor and sha256 passes, fresh-process RSS, and
 # the machine description. Its image planner and layout writer are tied to its
 # own layer table, so the (short) layout-writing part is repeated below.
+from benchmarks._report import code_version, command_line, machine, write_section  # noqa: E402
 from benchmarks.scan_image import (  # noqa: E402  (the repository root must be on sys.path first)
     MTIME,
     KiB,
@@ -96,12 +96,10 @@ from benchmarks.scan_image import (  # noqa: E402  (the repository root must be 
     _HashingWriter,
     _vmhwm_kb,
     baseline_rss_kb,
-    code_version,
     content,
     floor_pass,
     fmt_bytes,
     host_files,
-    machine,
     make_pools,
     mb,
     run_child,
@@ -1982,16 +1980,6 @@ def reading(r: Result, base_kb: int, reps: int) -> str:
     return " ".join(parts)
 
 
-def command_line() -> str:
-    args = []
-    for a in sys.argv[1:]:
-        p = Path(a)
-        if p.is_absolute() and p.resolve().is_relative_to(REPO):
-            a = str(p.resolve().relative_to(REPO))
-        args.append(a)
-    return shlex.join(["python", "benchmarks/scan_languages.py", *args])
-
-
 MARK_BEGIN = "<!-- scan_languages.py -->"
 MARK_END = "<!-- /scan_languages.py -->"
 
@@ -2026,15 +2014,7 @@ def section(r: Result, base_kb: int, args: argparse.Namespace) -> str:
 
 
 def write_results(body: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if MARK_BEGIN in text and MARK_END in text:
-        a = text.index(MARK_BEGIN)
-        b = text.index(MARK_END) + len(MARK_END)
-        text = text[:a] + body + text[b:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    RESULTS.write_text(text if text.endswith("\n") else text + "\n")
-    print(f"updated {RESULTS.relative_to(REPO)}")
+    write_section(MARK_BEGIN, MARK_END, body)
 
 
 # ---------------------------------------------------------------------------

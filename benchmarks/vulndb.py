@@ -55,9 +55,7 @@ import io
 import itertools
 import json
 import os
-import platform
 import random
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -80,6 +78,15 @@ GEN_VERSION = 3
 DEFAULT_RECORDS = 500_000
 DEFAULT_WORKDIR = REPO / "benchmarks" / ".work"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
+
+from benchmarks._report import code_version, command_line, write_section  # noqa: E402
+from benchmarks._report import machine as _machine  # noqa: E402
+
+
+def machine() -> str:
+    return _machine(memory=False, sqlite=True)
+
+
 PYPA = REPO.parent / "shared" / "corpora" / "osv-pypa" / "vulns"
 KEV = REPO.parent / "shared" / "corpora" / "cisa-kev" / "known_exploited_vulnerabilities.json"
 HOST_STATUS = Path("/var/lib/dpkg/status")
@@ -1112,48 +1119,6 @@ def verdicts(r: Run) -> list[tuple[str, bool]]:
     ]
 
 
-def machine() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import sqlite3
-
-    return (
-        f"nproc {len(os.sched_getaffinity(0))}{', ' + cpu if cpu else ''}; "
-        f"Python {platform.python_version()} ({platform.system()} {platform.machine()}); "
-        f"SQLite {sqlite3.sqlite_version}"
-    )
-
-
-def code_version() -> str:
-    def git(*a: str) -> str:
-        try:
-            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return ""
-
-    head = git("rev-parse", "--short", "HEAD")
-    if not head:
-        return "unknown (not a git checkout)"
-    dirty = git("status", "--porcelain", "--", "shared")
-    return f"commit {head}" + (" with uncommitted changes under shared/" if dirty else "")
-
-
-def command_line() -> str:
-    args = []
-    for a in sys.argv[1:]:
-        p = Path(a)
-        if p.is_absolute() and p.resolve().is_relative_to(REPO):
-            a = str(p.resolve().relative_to(REPO))
-        args.append(a)
-    return shlex.join(["python", "benchmarks/vulndb.py", *args])
-
-
 def _x(after: float, before: float) -> str:
     return f"{after / before:.1f}x" if before else "n/a"
 
@@ -1264,16 +1229,7 @@ def section(r: Run) -> tuple[str, str]:
 
 
 def write_results(key: str, body: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    begin, end = f"<!-- vulndb.py {key} -->", f"<!-- /vulndb.py {key} -->"
-    if begin in text and end in text:
-        a = text.index(begin)
-        b = text.index(end) + len(end)
-        text = text[:a] + body + text[b:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    RESULTS.write_text(text if text.endswith("\n") else text + "\n")
-    print(f"updated {RESULTS.relative_to(REPO)}")
+    write_section(f"<!-- vulndb.py {key} -->", f"<!-- /vulndb.py {key} -->", body)
 
 
 # ---------------------------------------------------------------------------
