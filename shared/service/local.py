@@ -3,7 +3,7 @@
 Everything lives under one data directory::
 
     DATA_DIR/store.sqlite    findings, images, alerts, layer cache (SQLite, WAL)
-    DATA_DIR/blobs/          inventories and per-layer summaries
+    DATA_DIR/blobs/          inventories and layer states
     DATA_DIR/alerts.jsonl    every published alert, one CloudEvent JSON per line
 
 HTTP endpoints (a stdlib ``http.server`` on 127.0.0.1 by default):
