@@ -141,16 +141,16 @@ def writable_copy(path: Path) -> Iterator[sqlite3.Connection]:
             initialise(conn)
             conn.execute("BEGIN")
             yield conn
-            conn.execute("COMMIT")
-            conn.execute("PRAGMA journal_mode = DELETE")
-            conn.execute("PRAGMA synchronous = FULL")
-            # statistics for the query planner from a sample of each index (a full pass reads the whole file)
+            # statistics for the query planner from a sample of each index (a full pass reads the whole file),
+            # gathered in the import's own transaction: run after it, in a journalled and synced transaction
+            # of its own, it cost more than the import of a few thousand records writing the tables
             conn.execute("PRAGMA analysis_limit = 1000")
             conn.execute("ANALYZE")
+            conn.execute("COMMIT")
         finally:
             conn.close()
         with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+            os.fsync(f.fileno())  # the one sync: the whole copy is on disk before it replaces the original
         tmp.replace(path)
     finally:
         if tmp.exists():
