@@ -40,7 +40,11 @@ _WORDS = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Frozen: findings are values. The matcher hands out many findings that share one advisory's tuples and
+    # nested models (and one set of set fields), and every step after matching (exemptions, VEX, reports,
+    # the service's lifecycle) makes changed findings with model_copy(update=...), never by assignment. Freezing
+    # makes an assignment fail loudly instead of reaching other findings through what they share.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CVSSScore(_Model):
@@ -79,25 +83,29 @@ class ExpiredExemption(_Model):
 class Finding(_Model):
     """One vulnerability in one package instance; aliases merged under one id (its CVE where it has one)."""
 
+    # The collections are tuples (JSON arrays, as lists would be; the JSON schema is the same): the findings of
+    # one advisory in many packages share them, which costs nothing because nobody can change them. (A comment,
+    # not the docstring: the docstring is the schema's description.)
+
     id: str
-    aliases: list[str] = Field(default_factory=list, description="Every other id: GHSA, PYSEC, DSA, ...")
-    advisories: list[str] = Field(default_factory=list, description="The database records that matched.")
+    aliases: tuple[str, ...] = Field(default_factory=tuple, description="Every other id: GHSA, PYSEC, DSA, ...")
+    advisories: tuple[str, ...] = Field(default_factory=tuple, description="The database records that matched.")
     summary: str = ""
     package_type: str
     package_name: str
     package_purl: str
     package_ecosystem: str
     installed_version: str
-    fixed_versions: list[str] = Field(default_factory=list)
+    fixed_versions: tuple[str, ...] = Field(default_factory=tuple)
     fix_available: bool
     found_in: str
     layer_diff_id: str | None = None
     severity: str = Field(description="CRITICAL, HIGH, MEDIUM, LOW or UNKNOWN")
     severity_source: str = Field(default="", description="cvss-v4, cvss-v3, or the advisory's own rating")
-    cvss: list[CVSSScore] = Field(default_factory=list)
+    cvss: tuple[CVSSScore, ...] = Field(default_factory=tuple)
     kev: KEVEntry | None = None
     epss: EPSSScore | None = None
     priority: int = Field(description="Higher first; see shared/vulndb/risk.py for the formula.")
-    references: list[str] = Field(default_factory=list)
+    references: tuple[str, ...] = Field(default_factory=tuple)
     suppressed: Suppression | None = None
-    expired_exemptions: list[ExpiredExemption] = Field(default_factory=list)
+    expired_exemptions: tuple[ExpiredExemption, ...] = Field(default_factory=tuple)

@@ -281,7 +281,8 @@ def apply(
                 if st.status in ("not_affected", "fixed") and _vex_applies(st, f, image):
                     suppression = Suppression(kind="vex", reason=f"{st.status}: {st.reason}", source=st.source)
                     break
-        out.append(f.model_copy(update={"suppressed": suppression, "expired_exemptions": expired}))
+        # model_copy does not validate: the update holds what the fields hold (a tuple, not the list built here)
+        out.append(f.model_copy(update={"suppressed": suppression, "expired_exemptions": tuple(expired)}))
     return out
 
 

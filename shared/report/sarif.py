@@ -81,7 +81,7 @@ def build(results: list[ScanResult]) -> dict[str, Any]:
                     "image": image,
                     "purl": f.package_purl,
                     "installedVersion": f.installed_version,
-                    "fixedVersions": f.fixed_versions,
+                    "fixedVersions": list(f.fixed_versions),  # a JSON array in the document's own types
                     "priority": f.priority,
                     "kev": f.kev is not None,
                 },

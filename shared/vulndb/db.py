@@ -6,6 +6,12 @@ Tables:
   explicit versions as compact JSON; indexed by (ecosystem, name), the matcher's only lookup. Each
   import appends its rows in that order, so one package's rows share pages. Withdrawn advisories
   have no rows here; a small partial index of ``advisories`` lists them.
+- Derived values (schema 2), which the matcher would otherwise compute for every row it reads:
+  ``affected.interval``, the ranges compiled into sort keys when they are one interval
+  (``shared.vulndb.matcher.pack_interval``; NULL for other ranges), and ``advisories.cvss``, the
+  base score of each severity vector (``shared.vulndb.risk.scores_of``). ``meta`` names what made
+  them (``sort_key_encoding``, ``cvss_scores``); a reader whose versions differ, or a file of
+  schema 1 without the columns, computes them instead, and an import recomputes them first.
 - ``aliases``: alias -> advisory id, so findings merge by CVE.
 - ``kev``: CISA Known Exploited Vulnerabilities; ``epss``: EPSS score and percentile per CVE.
 - ``sources``: what ``db update`` fetched (ETag, Last-Modified) for conditional requests.
@@ -27,7 +33,12 @@ from pathlib import Path
 
 from shared.vulndb.errors import VulnDBError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Schema versions this code reads (and imports into, upgrading the file): 1 lacks the derived columns.
+READABLE_VERSIONS = frozenset({1, 2})
+#: ``meta`` keys naming the versions that made the derived columns' values.
+META_SORT_KEYS = "sort_key_encoding"
+META_CVSS = "cvss_scores"
 #: Memory-map up to this much of a database opened for matching (address space, not memory).
 MMAP_BYTES = 2 * 1024**3
 
@@ -43,7 +54,8 @@ CREATE TABLE IF NOT EXISTS advisories (
     db_severity TEXT,
     aliases TEXT NOT NULL DEFAULT '[]',
     refs TEXT NOT NULL DEFAULT '[]',
-    source TEXT NOT NULL DEFAULT ''
+    source TEXT NOT NULL DEFAULT '',
+    cvss TEXT
 );
 CREATE TABLE IF NOT EXISTS affected (
     advisory_id TEXT NOT NULL,
@@ -52,7 +64,8 @@ CREATE TABLE IF NOT EXISTS affected (
     ranges TEXT NOT NULL DEFAULT '[]',
     versions TEXT NOT NULL DEFAULT '[]',
     severity TEXT,
-    binaries TEXT
+    binaries TEXT,
+    interval TEXT
 );
 CREATE INDEX IF NOT EXISTS affected_lookup ON affected (ecosystem, name);
 CREATE INDEX IF NOT EXISTS affected_advisory ON affected (advisory_id);
@@ -86,10 +99,16 @@ def _check(conn: sqlite3.Connection, path: Path) -> None:
         raise VulnDBError(str(path), f"not a hullwatch vulnerability database ({exc})") from None
     if row is None:
         raise VulnDBError(str(path), "not a hullwatch vulnerability database (no schema version)")
-    if int(row[0]) != SCHEMA_VERSION:
+    if int(row[0]) not in READABLE_VERSIONS:
         raise VulnDBError(
             str(path), f"schema version {row[0]}, this hullwatch reads {SCHEMA_VERSION}: re-import or update it"
         )
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version of an open database (one open_readonly accepted)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0])
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
@@ -111,11 +130,19 @@ def open_readonly(path: Path) -> sqlite3.Connection:
 
 
 def initialise(conn: sqlite3.Connection) -> None:
+    """Create the tables of a new database, or bring an older one to this schema (the importer then fills the
+    derived columns: see shared.vulndb.importer)."""
     conn.executescript(_SCHEMA)
     conn.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
         (str(SCHEMA_VERSION),),
     )
+    if schema_version(conn) == 1:
+        # Schema 2 adds two nullable columns: NULL is what a row without a derived value holds anyway.
+        for table, column in (("affected", "interval"), ("advisories", "cvss")):
+            if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
 
 @contextmanager
@@ -171,11 +198,12 @@ def info(path: Path) -> dict[str, object]:
         kev = conn.execute("SELECT count(*) FROM kev").fetchone()[0]
         epss = conn.execute("SELECT count(*) FROM epss").fetchone()[0]
         sources = conn.execute("SELECT name, etag, last_modified, fetched_at FROM sources ORDER BY name").fetchall()
+        version = schema_version(conn)
     finally:
         conn.close()
     return {
         "path": str(path),
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": version,
         "advisories": total,
         "withdrawn": withdrawn,
         "newest_modified": newest,

@@ -6,6 +6,12 @@ or an unreadable CSV stops the import with a message naming the file, and the
 previous database stays as it was. A record that parses but is not a usable
 OSV record (no id, no modified) is skipped with a warning naming the file.
 
+Each import also stores what the matcher would otherwise compute for every row
+it reads (see :mod:`shared.vulndb.db`): the sort keys of ranges that are one
+interval, and the CVSS base scores of advisories. A database whose stored
+values were made by other versions (of the sort keys, of the scoring) has them
+recomputed first, so that every row of the file agrees with what ``meta`` says.
+
 Speed: reading and parsing records (JSON, YAML) and turning them into rows is
 most of the work, and each record is independent, so large inputs (many files,
 or big ``all.zip`` files) are parsed by worker processes, one per core, in
@@ -46,9 +52,11 @@ import yaml
 # ~600/s with PyYAML even on libyaml; a test checks both agree on the real corpus.
 import yaml_rs
 
-from shared.vulndb import db
+from shared.vulndb import db, risk
 from shared.vulndb.errors import VulnDBError
+from shared.vulndb.matcher import interval_of, pack_interval
 from shared.vulndb.names import normalise
+from shared.vulndb.versions import KEY_ENCODING
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -152,6 +160,7 @@ def import_paths(
     runner = _Runner(_jobs_for(files, jobs))
     try:
         with db.writable_copy(path) as conn:
+            _refresh_derived(conn)
             writer = _Writer(conn, stats)
             for unit, events in runner.results(_plan(files)):
                 _apply(unit, events, writer, stats)
@@ -165,6 +174,73 @@ def import_paths(
         runner.close()
         _close_zip()
     return stats
+
+
+#: Rows per query while derived values are recomputed.
+_REFRESH_CHUNK = 20_000
+
+
+def _refresh_derived(conn: sqlite3.Connection) -> None:
+    """Recompute the derived columns of the rows already stored where ``meta`` says other versions made them (or
+    none did: a file of schema 1), then name this code's versions; in a new file there is nothing to recompute.
+
+    This happens once per change of version (a new hullwatch, a new cvss library), in the import's transaction;
+    without it the file's old rows would go on being computed by every matcher, or, were their values read, be
+    compared with keys of another encoding.
+    """
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    keys = str(KEY_ENCODING)
+    if meta.get(db.META_SORT_KEYS) != keys:
+        sql = "SELECT rowid, ecosystem, ranges, interval FROM affected WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        last = 0
+        while rows := conn.execute(sql, (last, _REFRESH_CHUNK)).fetchall():
+            last = rows[-1][0]
+            updates = []
+            for rowid, eco, ranges, old in rows:
+                try:
+                    new = _interval(eco, json.loads(ranges))
+                except (ValueError, TypeError, IndexError):  # not ranges this importer writes: left to the matcher
+                    new = None
+                if new != old:
+                    updates.append((new, rowid))
+            conn.executemany("UPDATE affected SET interval = ? WHERE rowid = ?", updates)
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (db.META_SORT_KEYS, keys))
+    if meta.get(db.META_CVSS) != risk.SCORES_VERSION:
+        sql = "SELECT rowid, severity, withdrawn, cvss FROM advisories WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        last = 0
+        while rows := conn.execute(sql, (last, _REFRESH_CHUNK)).fetchall():
+            last = rows[-1][0]
+            updates = []
+            for rowid, severity, withdrawn, old in rows:
+                try:
+                    new = None if withdrawn else _scores(json.loads(severity))
+                except (ValueError, TypeError, AttributeError):  # not a severity list this importer writes
+                    new = None
+                if new != old:
+                    updates.append((new, rowid))
+            conn.executemany("UPDATE advisories SET cvss = ? WHERE rowid = ?", updates)
+        if risk.SCORES_VERSION is None:
+            conn.execute("DELETE FROM meta WHERE key = ?", (db.META_CVSS,))
+        else:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (db.META_CVSS, risk.SCORES_VERSION))
+
+
+def _interval(eco: str, ranges: list[Any]) -> str | None:
+    """The ``interval`` column of an affected row with these ranges (see shared.vulndb.matcher.pack_interval)."""
+    if len(ranges) != 1 or len(ranges[0][1]) > 2:
+        return None  # never one interval (interval_of says so too; this spares the call for most such rows)
+    try:
+        stored = interval_of(eco, ranges)
+    except ValueError:  # what reading versions raises; interval_of catches it, but a row never stops an import
+        return None
+    return pack_interval(stored) if stored is not None else None
+
+
+def _scores(severity: list[dict[str, str]]) -> str | None:
+    """The ``cvss`` column of an advisory with this severity list: the base score of each entry (risk.scores_of)."""
+    if not severity or risk.SCORES_VERSION is None:
+        return None
+    return _dumps(risk.scores_of(severity))
 
 
 def _walk(p: Path) -> Iterator[str]:
@@ -680,6 +756,7 @@ def _prepare(rec: Any, where: str) -> Prepared | None:
         _json_strs(aliases),
         _refs_json(refs),
         where,
+        None if withdrawn else _scores(severity),  # (a withdrawn advisory is never matched)
     )
     aff_rows: list[tuple[Any, ...]] = []
     ali_rows: list[tuple[str, str]] = []
@@ -757,10 +834,11 @@ class _Writer:
             c.executemany("DELETE FROM affected_staged WHERE advisory_id = ?", gone)
             c.executemany("DELETE FROM aliases WHERE advisory_id = ?", gone)
         c.executemany(
-            "INSERT OR REPLACE INTO advisories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [p[3] for p in chosen.values()]
+            "INSERT OR REPLACE INTO advisories VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [p[3] for p in chosen.values()],
         )
         c.executemany(
-            "INSERT INTO affected_staged VALUES (?, ?, ?, ?, ?, ?, ?)", [r for p in chosen.values() for r in p[4]]
+            "INSERT INTO affected_staged VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [r for p in chosen.values() for r in p[4]]
         )
         c.executemany("INSERT OR IGNORE INTO aliases VALUES (?, ?)", [r for p in chosen.values() for r in p[5]])
 
@@ -831,6 +909,7 @@ def _affected_row(rid: str, aff: Any) -> tuple[Any, ...] | None:
         versions_json,
         sev,
         binaries,
+        _interval(eco, ranges),
     )
 
 

@@ -19,7 +19,12 @@ not change under it): each affected entry is compiled once into the sort keys
 of its range events, already ordered, so evaluating a package against it costs
 a few string comparisons; normalised names, candidate ecosystems, advisories,
 severity assessments and KEV/EPSS lookups are kept too. A package without
-advisories costs one dictionary lookup once its key is known.
+advisories costs one dictionary lookup once its key is known. Most rows need no
+compiling at all: where the importer stored it (see :mod:`shared.vulndb.db`), a
+row whose ranges are one interval comes with the sort keys of its bounds
+(:func:`pack_interval`), and an advisory with the base scores of its CVSS
+vectors, which are read when the file names the versions this code would use
+to make them, and computed otherwise.
 
 It also remembers what each (advisory ecosystem, name, version) it evaluated
 came to: the findings less the package's own fields (name, purl, where it was
@@ -43,9 +48,9 @@ from typing import Any
 
 from shared.domain.findings import EPSSScore, Finding, KEVEntry
 from shared.domain.models import OSInfo, Package
-from shared.vulndb import risk
+from shared.vulndb import db, risk
 from shared.vulndb.names import ecosystem_base, normalise
-from shared.vulndb.versions import InvalidVersion, UnsupportedEcosystem, clear_caches, key_function
+from shared.vulndb.versions import KEY_ENCODING, InvalidVersion, UnsupportedEcosystem, clear_caches, key_function
 from shared.vulndb.versions._common import encode
 
 #: OSV range types that order package versions (GIT ranges name commits).
@@ -77,6 +82,8 @@ class Advisory:
     references: list[str]
     #: id, summary, aliases and reference URLs are all exactly ``str`` (what pydantic would make of them)
     typed: bool = False
+    #: the CVSS (version, base score) of each severity entry, as the database stored them; None: computed
+    scores: list[Any] | None = None
 
 
 @dataclass
@@ -216,28 +223,62 @@ def _compiled_ranges(ecosystem: str, text: str) -> tuple[tuple[_Range, ...], _Si
     return ranges, _simple(ranges)
 
 
-# What an importer could store beside an affected row: (range type, key of the introduced version or None, key
-# of the upper bound or None, whether the bound is included, the fix or None).
+# The compiled form of an affected row's ranges when they are one interval, which the importer stores beside the
+# row (see pack_interval): (range type, key of the introduced version or None, key of the upper bound or None,
+# whether the bound is included, the fix or None).
 StoredInterval = tuple[str, str | None, str | None, bool, str | None]
 
 
-def stored_interval(ecosystem: str, ranges_json: str) -> StoredInterval | None:
-    """The compiled form of an affected row's ranges (their JSON text) if they are one interval, for a database
-    to store beside the row; None for other ranges (and for ranges with a version their scheme refuses).
+def interval_of(ecosystem: str, ranges: Sequence[Sequence[Any]]) -> StoredInterval | None:
+    """The compiled form of an affected entry's ranges (as the importer holds them: ((type, ((kind, version), ...)),
+    ...)) if they are one interval; None for other ranges, and for ranges with a version their scheme refuses.
 
     Matching the first image against a large database parses and compiles the ranges of every row it reads; most
-    are one interval (introduced, then fixed or last affected), whose compiled form is four values. An importer
-    that stored them (as TEXT and INTEGER columns) would let _interval_ranges rebuild the entry without parsing
-    JSON or versions. The keys are this version of shared.vulndb.versions' sort keys: a database storing them
-    must be rebuilt when their encoding changes.
+    are one interval (introduced, then fixed or last affected), whose compiled form is these few values. Stored
+    beside the row, they let _interval_ranges rebuild the entry without parsing JSON or versions. The keys are
+    this version of shared.vulndb.versions' keys (``KEY_ENCODING``): a database names the version it stored.
     """
-    m = _ONE_RANGE_JSON.fullmatch(ranges_json)
-    _, simple = _compiled_ranges(ecosystem, ranges_json)
+    # One range of at most two events: with more, some event is a limit, a version the scheme refuses, or a third
+    # event _simple declines, whatever the versions (so they need not be read).
+    if len(ranges) != 1:
+        return None
+    range_type, events = ranges[0]
+    n = len(events)
+    if n > 2:
+        return None
+    # The importer calls this for every row it writes: the usual shapes, (introduced, fixed or last affected) and
+    # (introduced), are done here as _compile and _simple do them, without their general loops.
+    if n == 2 and events[0][0] == "introduced" and events[1][0] in ("fixed", "last_affected"):
+        (_, first), (kind, second) = events
+        scheme, strip = _range_scheme(range_type, ecosystem)
+        try:
+            high = _key(scheme, second[1:] if strip and second.startswith("v") else second)
+            low = None if first == "0" else _key(scheme, first[1:] if strip and first.startswith("v") else first)
+        except (InvalidVersion, UnsupportedEcosystem):
+            return None  # _compile records the refused version, and _simple declines the range
+        if low is not None and low > high:
+            return None  # _compile orders the upper bound first, and _simple declines the range
+        return range_type, low, high, kind == "last_affected", second if kind == "fixed" else None
+    if n == 1 and events[0][0] == "introduced":
+        first = events[0][1]
+        if first == "0":
+            return range_type, None, None, False, None
+        scheme, strip = _range_scheme(range_type, ecosystem)
+        try:
+            low = _key(scheme, first[1:] if strip and first.startswith("v") else first)
+        except (InvalidVersion, UnsupportedEcosystem):
+            return None
+        return range_type, low, None, False, None
+    simple = _simple(_compile(ecosystem, ranges))
     if simple is None:
         return None
-    range_type = m[1] if m is not None else json.loads(ranges_json)[0][0]
     _, _, low, high, included, fix = simple
     return range_type, low, high, included, fix
+
+
+def stored_interval(ecosystem: str, ranges_json: str) -> StoredInterval | None:
+    """interval_of an affected row's ranges, from their JSON text."""
+    return interval_of(ecosystem, json.loads(ranges_json))
 
 
 def _interval_ranges(ecosystem: str, stored: StoredInterval) -> tuple[tuple[_Range, ...], _Simple]:
@@ -249,6 +290,52 @@ def _interval_ranges(ecosystem: str, stored: StoredInterval) -> tuple[tuple[_Ran
         ordered += ((high, "last_affected" if included else "fixed"),)
     fixes = ((high, fix),) if fix is not None else ()
     return ((scheme, strip, None, (), ordered, fixes),), (scheme, strip, low, high, included, fix)
+
+
+# An interval as the database stores it, in one TEXT value (the affected table's ``interval`` column): a letter
+# naming the range type, the upper bound's kind and whether there is an introduced key, then the introduced key,
+# the upper bound's key and the fix, each possibly empty, separated by _SEP. One value rather than five columns:
+# the matcher reads it in place of the ranges' JSON text (COALESCE(interval, ranges)), so a row costs it one
+# string either way, and it is split only for the first row of each distinct value. The letters are capitals,
+# which never begin a JSON text: a value is told from the JSON by its first character.
+_SEP = "\x1f"
+#: letter -> (range type, upper bound: 0 none, 1 fixed, 2 last affected, has an introduced key)
+_HEADS = {
+    chr(ord("A") + 6 * semver + 2 * upper + has_low): ("SEMVER" if semver else "ECOSYSTEM", upper, bool(has_low))
+    for semver in (0, 1)
+    for upper in (0, 1, 2)
+    for has_low in (0, 1)
+}
+_LETTERS = {shape: letter for letter, shape in _HEADS.items()}
+
+
+def pack_interval(interval: StoredInterval) -> str | None:
+    """The stored text of an interval; None for one that cannot be stored (a value holding the separator)."""
+    range_type, low, high, included, fix = interval
+    upper = 0 if high is None else 2 if included else 1
+    letter = _LETTERS.get((range_type, upper, low is not None))
+    if letter is None or (fix is not None) != (upper == 1):
+        return None  # not a shape interval_of makes
+    body = f"{'' if low is None else low}{_SEP}{'' if high is None else high}{_SEP}{'' if fix is None else fix}"
+    if body.count(_SEP) != 2:
+        return None  # a key or the fix holds the separator: the row keeps only its ranges
+    return letter + body
+
+
+def unpack_interval(text: str) -> StoredInterval | None:
+    """The interval a pack_interval text stands for; None for any other text (the ranges' JSON)."""
+    head = _HEADS.get(text[:1])
+    if head is None:
+        return None
+    range_type, upper, has_low = head
+    low, high, fix = text[1:].split(_SEP)
+    return (
+        range_type,
+        low if has_low else None,
+        high if upper else None,
+        upper == 2,
+        fix if upper == 1 else None,
+    )
 
 
 @lru_cache(maxsize=1024)
@@ -358,6 +445,18 @@ def _lists(listed: dict[str, frozenset[str]], text: str, version: str) -> bool:
 _PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
 
 
+def _scores_fit(scores: Any, severity: list[Any]) -> bool:
+    """Whether stored scores have the shape the importer writes: one [version, base score] or null per entry of
+    the advisory's severity list."""
+    return (
+        type(scores) is list
+        and len(scores) == len(severity)
+        and all(
+            x is None or (type(x) is list and len(x) == 2 and type(x[0]) is str and type(x[1]) is float) for x in scores
+        )
+    )
+
+
 class _Group:
     """What the findings of one set of advisories share, whatever the package: computed once."""
 
@@ -375,9 +474,9 @@ class _Group:
 
     def __init__(
         self,
-        advisories: list[str],
-        aliases: list[str],
-        references: list[str],
+        advisories: tuple[str, ...],
+        aliases: tuple[str, ...],
+        references: tuple[str, ...],
         summary: str,
         assessment: risk.Assessment,
         kev: Any,
@@ -406,33 +505,31 @@ _Hit = tuple[_Entry, list[str]]
 _Warning = tuple[str, str, str]
 #: The fields the matcher sets (the others keep their defaults): what model_fields_set says of its findings.
 _SET_FIELDS = frozenset(Finding.model_fields) - {"suppressed", "expired_exemptions"}
-#: The list fields of a finding: each finding gets lists of its own.
-_LIST_FIELDS = ("aliases", "advisories", "fixed_versions", "cvss", "references", "expired_exemptions")
 
 
 class _Prepared:
     """One finding of a memoised outcome, less the package.
 
     ``fields`` are a finding's field values, laid out as in a validated finding's ``__dict__`` (field order),
-    with some package's fields in the package's places; its lists are never handed out nor changed.
-    ``fields_set`` is what the finding's ``model_fields_set`` is; ``sort_key`` orders by priority (higher
-    first), then id (see :func:`_package_key`).
+    with some package's fields in the package's places. Its values are immutable (strings, numbers, tuples,
+    frozen models), so every finding made from it shares them. ``fields_set`` is the finding's
+    ``model_fields_set``, shared by those findings too: pydantic changes that set only when a field is
+    assigned, which a frozen Finding refuses, and model_copy gives the copy a set of its own. ``sort_key``
+    orders by priority (higher first), then id (see :func:`_package_key`).
     """
 
     __slots__ = ("fields", "fields_set", "sort_key")
 
-    def __init__(self, fields: dict[str, Any], fields_set: frozenset[str], sort_key: str) -> None:
+    def __init__(self, fields: dict[str, Any], fields_set: set[str], sort_key: str) -> None:
         self.fields = fields
         self.fields_set = fields_set
         self.sort_key = sort_key
 
     @classmethod
     def of(cls, finding: Finding) -> _Prepared:
-        """From a validated finding (whose lists are copied: the finding itself may be handed out)."""
+        """From a validated finding."""
         fields = dict(finding.__dict__)
-        for name in _LIST_FIELDS:
-            fields[name] = list(fields[name])
-        return cls(fields, frozenset(finding.model_fields_set), _finding_key(finding.priority, finding.id))
+        return cls(fields, set(finding.model_fields_set), _finding_key(finding.priority, finding.id))
 
 
 # the sort key parts of the usual priorities (see _finding_key)
@@ -465,7 +562,23 @@ class _Outcome:
 _NOTHING = _Outcome((), ())
 
 _new_finding = Finding.__new__
-_set = object.__setattr__
+
+
+def _slot_setter(name: str) -> Any:
+    """The setter of the attribute ``name`` of a Finding, as object.__setattr__ would find it (the descriptor of
+    the class in the MRO that defines it). Calling it directly skips that lookup: a third of the cost of the four
+    attributes every finding of a warm match gets."""
+    for cls in Finding.__mro__:
+        descriptor = cls.__dict__.get(name)
+        if descriptor is not None:
+            return descriptor.__set__
+    raise AttributeError(name)
+
+
+_set_dict = _slot_setter("__dict__")
+_set_fields_set = _slot_setter("__pydantic_fields_set__")
+_set_extra = _slot_setter("__pydantic_extra__")
+_set_private = _slot_setter("__pydantic_private__")
 
 
 def _copy(prepared: _Prepared, package: dict[str, Any]) -> Finding:
@@ -474,23 +587,17 @@ def _copy(prepared: _Prepared, package: dict[str, Any]) -> Finding:
     The advisory side was validated (or checked to be exactly typed) when the finding was prepared, the package
     side in the Package model. Pydantic's model_copy would make the same through generic copies of the field dict,
     the set of set fields and the extras, at about twice the cost, which would be most of a warm match's time;
-    this sets the four attributes of a pydantic model instance directly. Each finding gets lists and a set of its
-    own. (_match inlines the same steps for its loop.)
+    this sets the four attributes of a pydantic model instance directly. Each finding gets a field dict of its
+    own; the values in it, and the set of set fields, are shared (see _Prepared). (_match inlines the same steps
+    for its loop.)
     """
-    base = prepared.fields
-    fields = base.copy()
+    fields = prepared.fields.copy()
     fields.update(package)
-    fields["aliases"] = base["aliases"][:]
-    fields["advisories"] = base["advisories"][:]
-    fields["fixed_versions"] = base["fixed_versions"][:]
-    fields["cvss"] = base["cvss"][:]
-    fields["references"] = base["references"][:]
-    fields["expired_exemptions"] = []
     finding = _new_finding(Finding)
-    _set(finding, "__dict__", fields)
-    _set(finding, "__pydantic_fields_set__", set(prepared.fields_set))
-    _set(finding, "__pydantic_extra__", None)
-    _set(finding, "__pydantic_private__", None)
+    _set_dict(finding, fields)
+    _set_fields_set(finding, prepared.fields_set)
+    _set_extra(finding, None)
+    _set_private(finding, None)
     return finding
 
 
@@ -552,6 +659,8 @@ class Matcher:
         self._compiled: dict[tuple[str, str], tuple[tuple[_Range, ...], _Simple | None]] = {}
         self._withdrawn_ids: frozenset[str] | None = None
         self._withdrawn_indexed: bool | None = None
+        self._ranges_sql: str | None = None  # what _load reads for an entry's ranges (see _stored_columns)
+        self._scores_sql: str | None = None  # what _load_advisories reads for stored CVSS scores
         # (ecosystem, normalised name, version), or a tuple of those for a package with several keys
         self._outcomes: dict[Any, _Outcome] = {}
 
@@ -593,10 +702,32 @@ class Matcher:
             self._withdrawn_ids = frozenset(r[0] for r in rows)
         return self._withdrawn_ids
 
+    def _stored_columns(self) -> None:
+        """Decide, once, whether to read what the importer stored beside rows: the intervals of affected rows and
+        the CVSS scores of advisories. Each is read only where the file has its column and names in ``meta`` the
+        version that made the values (the sort-key encoding; the scoring and the cvss library), equal to this
+        one's; otherwise (a file of the first schema, or written by another version) they are computed, as for
+        the rows without them. The rest of the file reads the same either way."""
+        try:
+            meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError:
+            meta = {}
+        affected = {r[1] for r in self.conn.execute("PRAGMA table_info(affected)")}
+        advisories = {r[1] for r in self.conn.execute("PRAGMA table_info(advisories)")}
+        keys_trusted = "interval" in affected and meta.get(db.META_SORT_KEYS) == str(KEY_ENCODING)
+        scores_trusted = (
+            "cvss" in advisories and risk.SCORES_VERSION is not None and meta.get(db.META_CVSS) == risk.SCORES_VERSION
+        )
+        # (an interval in place of the ranges' JSON, told apart by its first character: see pack_interval)
+        self._ranges_sql = "COALESCE(a.interval, a.ranges)" if keys_trusted else "a.ranges"
+        self._scores_sql = "COALESCE(cvss, 'null')" if scores_trusted else "'null'"
+
     def _load(self, keys: Iterable[tuple[str, str]]) -> None:
         missing = [k for k in set(keys) if k not in self._affected]
         if not missing:
             return
+        if self._ranges_sql is None:
+            self._stored_columns()
         found: dict[tuple[str, str], list[_Entry]] = {k: [] for k in missing}
         withdrawn = self._withdrawn()
         # The keys drive the query (CROSS JOIN fixes the join order): each is one seek in the (ecosystem, name)
@@ -616,7 +747,7 @@ class Matcher:
             # position in the chunk (an int), not by its ecosystem and name again
             sql = (
                 f"WITH k(i, e, n) AS (VALUES {placeholders}) "  # noqa: S608
-                "SELECT k.i, a.advisory_id, a.ranges, NULLIF(a.versions, '[]'), a.severity "
+                f"SELECT k.i, a.advisory_id, {self._ranges_sql}, NULLIF(a.versions, '[]'), a.severity "
                 "FROM k CROSS JOIN affected a ON a.ecosystem = k.e AND a.name = k.n" + tail
             )
             # (no versions listed, the usual case, comes as None: no string made for each row)
@@ -629,22 +760,31 @@ class Matcher:
                 if c is None:
                     if len(compiled) >= _CACHE_LIMIT:
                         compiled.clear()
-                    c = compiled[ck] = _compiled_ranges(key[0], ranges)
+                    stored = unpack_interval(ranges)
+                    if stored is not None:
+                        c = compiled[ck] = _interval_ranges(key[0], stored)
+                    else:
+                        c = compiled[ck] = _compiled_ranges(key[0], ranges)
                 found[key].append((adv, sev, "[]" if versions is None else versions, c[0], c[1]))
         self._affected.update(found)
 
     def _load_advisories(self, ids: Iterable[str]) -> None:
         missing = [i for i in set(ids) if i not in self._advisories]
+        if missing and self._scores_sql is None:
+            self._stored_columns()
         for i in range(0, len(missing), 500):
             chunk = missing[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            # severity, aliases and references in one JSON document: one parse per advisory, not three
+            # severity, aliases, references and stored scores in one JSON document: one parse per advisory
             sql = (
-                "SELECT id, summary, db_severity, '[' || severity || ',' || aliases || ',' || refs || ']' "  # noqa: S608
+                "SELECT id, summary, db_severity, "  # noqa: S608
+                f"'[' || severity || ',' || aliases || ',' || refs || ',' || {self._scores_sql} || ']' "
                 f"FROM advisories WHERE id IN ({marks})"
             )
             for aid, summary, dbsev, lists in self.conn.execute(sql, chunk):
-                sev, aliases, refs = json.loads(lists)
+                sev, aliases, refs, scores = json.loads(lists)
+                if scores is not None and not _scores_fit(scores, sev):
+                    scores = None  # not what the importer writes: computed instead
                 urls = [r["url"] for r in refs]
                 typed = (
                     type(aid) is str
@@ -652,7 +792,7 @@ class Matcher:
                     and all(type(a) is str for a in aliases)
                     and all(type(u) is str for u in urls)
                 )
-                adv = Advisory(aid, summary, sev, dbsev, aliases, urls, typed)
+                adv = Advisory(aid, summary, sev, dbsev, aliases, urls, typed, scores)
                 self._advisories[aid] = adv
                 self._canonical[aid] = canonical_id(aid, adv.aliases)
 
@@ -805,7 +945,13 @@ class Matcher:
         sort_keys: list[str] = []
         warnings: list[str] = []
         done: set[int] = set()
-        new, set_attr = _new_finding, _set
+        new, set_dict, set_fields_set, set_extra, set_private = (
+            _new_finding,
+            _set_dict,
+            _set_fields_set,
+            _set_extra,
+            _set_private,
+        )
         for p, mkey, _, _ in plans:
             outcome = known[mkey]
             if outcome.warnings:
@@ -826,20 +972,13 @@ class Matcher:
             package = _package_fields(p)
             for prepared in outcome.findings:
                 # _copy(prepared, package), inlined: this loop makes every finding of a warm match
-                base = prepared.fields
-                fields = base.copy()
+                fields = prepared.fields.copy()
                 fields.update(package)
-                fields["aliases"] = base["aliases"][:]
-                fields["advisories"] = base["advisories"][:]
-                fields["fixed_versions"] = base["fixed_versions"][:]
-                fields["cvss"] = base["cvss"][:]
-                fields["references"] = base["references"][:]
-                fields["expired_exemptions"] = []
                 finding = new(Finding)
-                set_attr(finding, "__dict__", fields)
-                set_attr(finding, "__pydantic_fields_set__", set(prepared.fields_set))
-                set_attr(finding, "__pydantic_extra__", None)
-                set_attr(finding, "__pydantic_private__", None)
+                set_dict(finding, fields)
+                set_fields_set(finding, prepared.fields_set)
+                set_extra(finding, None)
+                set_private(finding, None)
                 findings.append(finding)
                 sort_keys.append(prepared.sort_key + pkey)
         # A stable sort by the keys (see _package_key); equal keys keep inventory order.
@@ -912,13 +1051,14 @@ class Matcher:
     ) -> _Prepared:
         """The finding of one vulnerability in a package (the advisories ``items`` hit), less the package."""
         g = self._group(cid, items, cves)
+        fixed_versions: tuple[str, ...]
         if len(items) == 1:
-            fixed_versions = items[0][1]  # made for this hit alone
+            fixed_versions = tuple(items[0][1])
         else:
             fixed: set[str] = set()
             for _, f in items:
                 fixed.update(f)
-            fixed_versions = sorted(fixed)
+            fixed_versions = tuple(sorted(fixed))
         fixable = bool(fixed_versions)
         sev = g.assessment
         priority = g.priorities[fixable]
@@ -927,8 +1067,8 @@ class Matcher:
             # (checked when the advisories were read), validated models (CVSS, KEV, EPSS), the package's fields
             # (validated in Package), fixed versions (strings of the ranges), and the rest made here. Pydantic's
             # validation would return equal values, at a cost that is a large part of a first match; the fields
-            # are laid out as it would lay them out (the model's field order, the same set fields). The lists are
-            # the group's: neither is ever handed out (each finding gets copies) nor changed.
+            # are laid out as it would lay them out (the model's field order, the same set fields). The tuples are
+            # the group's, shared by every finding of the group: immutable, so sharing them is safe.
             fields = {
                 "id": cid,
                 "aliases": g.aliases,
@@ -951,9 +1091,9 @@ class Matcher:
                 "priority": priority,
                 "references": g.references,
                 "suppressed": None,
-                "expired_exemptions": [],
+                "expired_exemptions": (),
             }
-            return _Prepared(fields, _SET_FIELDS, _finding_key(priority, cid))
+            return _Prepared(fields, set(_SET_FIELDS), _finding_key(priority, cid))
         finding = Finding(
             id=cid,
             summary=g.summary,
@@ -962,13 +1102,13 @@ class Matcher:
             kev=g.kev,
             epss=g.epss,
             **package,
-            aliases=g.aliases[:],
-            advisories=g.advisories[:],
+            aliases=g.aliases,
+            advisories=g.advisories,
             fixed_versions=fixed_versions,
             fix_available=fixable,
-            cvss=sev.cvss[:],
+            cvss=sev.cvss,
             priority=priority,
-            references=g.references[:],
+            references=g.references,
         )
         return _Prepared.of(finding)
 
@@ -997,8 +1137,8 @@ class Matcher:
                     seen_refs.add(r)
                     refs.append(r)
             summary = summary or adv.summary
-            severities.append(risk.SeverityInput(adv.id, adv.severity, adv.db_severity, severity))
-        advisories = sorted({e[0] for e, _ in items})
+            severities.append(risk.SeverityInput(adv.id, adv.severity, adv.db_severity, severity, adv.scores))
+        advisories = tuple(sorted({e[0] for e, _ in items}))
         names.discard(cid)
         # (cves has what _remember read for the groups it found missing; should the cache have been emptied
         # since, the entries are read now)
@@ -1006,7 +1146,9 @@ class Matcher:
         if len(self._groups) >= _CACHE_LIMIT:
             self._groups.clear()
         assessment = risk.assess(severities)
-        g = self._groups[gkey] = _Group(advisories, sorted(names), refs, summary, assessment, kev, epss, typed)
+        g = self._groups[gkey] = _Group(
+            advisories, tuple(sorted(names)), tuple(refs), summary, assessment, kev, epss, typed
+        )
         return g
 
     def _kev_epss(self, cve_ids: set[str]) -> dict[str, tuple[Any, Any]]:

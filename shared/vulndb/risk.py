@@ -20,13 +20,22 @@ KEV entry; and within a severity, EPSS orders what attackers are likelier to use
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
+import cvss
 from cvss import CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
 from shared.domain.findings import CVSSScore, Severity
+
+#: What made the base scores a database stores (see scores_of): this module's scoring (the number: bump it when
+#: base_score changes what it gives) and the cvss library's version. A database names it beside the scores, and
+#: they are used only where it is this one; None (a library without a version) stores and trusts none.
+SCORES_VERSION: str | None = (
+    f"1/cvss {cvss.__version__}" if isinstance(getattr(cvss, "__version__", None), str) else None
+)
 
 
 @dataclass(frozen=True)
@@ -35,13 +44,16 @@ class SeverityInput:
     severity: list[dict[str, str]]  # OSV "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/..."}]
     db_severity: str | None  # database_specific.severity (GHSA: "HIGH")
     affected_severity: str | None  # ecosystem_specific / database_specific of the affected entry
+    #: base_score of each severity entry as a database stored it (scores_of), in place of scoring them again
+    scores: Sequence[Sequence[Any] | None] | None = None
 
 
 @dataclass
 class Assessment:
     severity: Severity
     source: str
-    cvss: list[CVSSScore] = field(default_factory=list)
+    # a tuple: the findings of the advisories assessed share it as their cvss field
+    cvss: tuple[CVSSScore, ...] = ()
 
 
 def _rating(score: float) -> Severity:
@@ -74,6 +86,13 @@ def base_score(kind: str, vector: str) -> tuple[str, float] | None:
     return None
 
 
+def scores_of(severity: Sequence[dict[str, str]]) -> list[tuple[str, float] | None]:
+    """base_score of each entry of an OSV severity list, for a database to store (under SCORES_VERSION): the
+    cvss library takes tens of microseconds a vector, a good part of matching a first image when hundreds of
+    advisories are read for it."""
+    return [base_score(s.get("type", ""), s.get("score", "")) for s in severity]
+
+
 def parse_vector(kind: str, vector: str) -> CVSSScore | None:
     scored = base_score(kind, vector)
     if scored is None:
@@ -84,9 +103,10 @@ def parse_vector(kind: str, vector: str) -> CVSSScore | None:
 def assess(inputs: Sequence[SeverityInput]) -> Assessment:
     scores: list[CVSSScore] = []
     for inp in inputs:
-        for s in inp.severity:
+        stored = inp.scores
+        for i, s in enumerate(inp.severity):
             vector = s.get("score", "")
-            scored = base_score(s.get("type", ""), vector)
+            scored = stored[i] if stored is not None else base_score(s.get("type", ""), vector)
             if scored is None:
                 continue
             if type(inp.advisory_id) is str:
@@ -103,7 +123,7 @@ def assess(inputs: Sequence[SeverityInput]) -> Assessment:
     for group, label in ((v4, "cvss-v4"), (v3, "cvss-v3")):
         if group:
             best = max(group, key=lambda s: s.base_score)
-            return Assessment(_rating(best.base_score), f"{label} ({best.source})", scores)
+            return Assessment(_rating(best.base_score), f"{label} ({best.source})", tuple(scores))
     words = [
         (Severity.parse(inp.affected_severity or inp.db_severity), inp)
         for inp in inputs
@@ -119,8 +139,8 @@ def assess(inputs: Sequence[SeverityInput]) -> Assessment:
                     words.append((sev, inp))
     if words:
         sev, inp = max(words, key=lambda w: w[0])
-        return Assessment(sev, f"rating ({inp.advisory_id})", scores)
-    return Assessment(Severity.UNKNOWN, "", scores)
+        return Assessment(sev, f"rating ({inp.advisory_id})", tuple(scores))
+    return Assessment(Severity.UNKNOWN, "", tuple(scores))
 
 
 def priority(severity: Severity, kev: bool, epss: float | None, fixable: bool, running: bool = False) -> int:

@@ -35,7 +35,7 @@ def db_info(conn: object, path: Path) -> VulnDBInfo:
 
     assert isinstance(conn, sqlite3.Connection)
     newest, count = conn.execute("SELECT max(modified), count(*) FROM advisories").fetchone()
-    return VulnDBInfo(path=str(path), schema_version=db.SCHEMA_VERSION, newest_modified=newest, advisories=count)
+    return VulnDBInfo(path=str(path), schema_version=db.schema_version(conn), newest_modified=newest, advisories=count)
 
 
 def visible(findings: Sequence[Finding], options: MatchOptions) -> list[Finding]:

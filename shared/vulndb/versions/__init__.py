@@ -58,6 +58,7 @@ from shared.vulndb.versions.errors import InvalidVersion, UnsupportedEcosystem, 
 
 __all__ = [
     "ECOSYSTEM_SCHEMES",
+    "KEY_ENCODING",
     "InvalidVersion",
     "Key",
     "UnsupportedEcosystem",
@@ -69,6 +70,13 @@ __all__ = [
     "scheme_of",
     "sort_key",
 ]
+
+#: The version of the keys this package makes: the key encoding and every scheme's reading of versions. Keys
+#: outlive a process where a database stores them (the vulnerability database keeps the keys of its range bounds,
+#: and names this version beside them so that keys made by another version are not compared with these). Bump it
+#: whenever any key changes; tests/unit/vulndb/test_versions_fast.py pins a fingerprint of keys of every scheme
+#: that fails until it is.
+KEY_ENCODING: Final = 1
 
 _KeyFunction = Callable[[str], Key]
 

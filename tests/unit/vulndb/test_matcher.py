@@ -87,8 +87,8 @@ def test_debian_backport_is_not_reported_and_older_revision_is(osdb: Path) -> No
     assert fixed.findings == []
     old = m.match([debian11("libssl1.1", "1.1.1n-0+deb11u3", "openssl", "1.1.1n-0+deb11u3")], os)
     (f,) = old.findings
-    assert (f.id, f.package_name, f.fixed_versions) == ("CVE-2023-0286", "libssl1.1", ["1.1.1n-0+deb11u4"])
-    assert f.aliases == ["DSA-5343-1"], "the upstream GIT-range record never matches an OS package"
+    assert (f.id, f.package_name, f.fixed_versions) == ("CVE-2023-0286", "libssl1.1", ("1.1.1n-0+deb11u4",))
+    assert f.aliases == ("DSA-5343-1",), "the upstream GIT-range record never matches an OS package"
     # other Debian releases' packages never match a Debian:11 record
     other = debian11("libssl1.1", "1.1.1n-0+deb11u3", "openssl", "1.1.1n-0+deb11u3").model_copy(
         update={"ecosystem": "Debian:12"}
@@ -113,7 +113,7 @@ def test_alpine_matches_by_origin(osdb: Path) -> None:
     ]
     res = m.match(pkgs, OSInfo(family="alpine", version_id="3.19.1"))
     assert [(f.id, f.package_name, f.fixed_versions) for f in res.findings] == [
-        ("CVE-2024-0727", "libcrypto3", ["3.1.4-r5"])
+        ("CVE-2024-0727", "libcrypto3", ("3.1.4-r5",))
     ]
 
 
@@ -169,12 +169,12 @@ def test_aliases_merge_into_one_finding_per_package(tmp_path: Path) -> None:
     by_id = {x.id: x for x in res.findings}
     assert sorted(by_id) == ["CVE-2024-1", "PYSEC-2"]
     cve = by_id["CVE-2024-1"]
-    assert cve.aliases == ["GHSA-aaaa", "PYSEC-1"]
-    assert cve.advisories == ["GHSA-aaaa", "PYSEC-1"]
-    assert cve.fixed_versions == ["1.4.2", "1.5"]
+    assert cve.aliases == ("GHSA-aaaa", "PYSEC-1")
+    assert cve.advisories == ("GHSA-aaaa", "PYSEC-1")
+    assert cve.fixed_versions == ("1.4.2", "1.5")
     assert cve.severity == "HIGH"
     unfixed = by_id["PYSEC-2"]
-    assert (unfixed.fix_available, unfixed.fixed_versions) == (False, [])
+    assert (unfixed.fix_available, unfixed.fixed_versions) == (False, ())
     dev = pkg.model_copy(update={"dev": True})
     assert Matcher(db.open_readonly(path)).match([dev]).findings == []
     assert len(Matcher(db.open_readonly(path)).match([dev], include_dev=True).findings) == 2

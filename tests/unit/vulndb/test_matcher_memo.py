@@ -4,14 +4,16 @@
   evaluated with one or two comparisons, agree with the general compilation and
   evaluation (property tests on generated events and versions).
 - The memo of what a package version came to: a second match gives equal findings, as
-  new objects that share no list or set with earlier ones or with each other, whatever
-  the caller did to the findings it was given; each package keeps its own fields and
-  warnings; findings made without validation equal validated ones.
+  new objects that share only immutable values (tuples, frozen models) with earlier ones
+  or with each other, whatever the caller did to the findings it was given, and whatever
+  exemptions, VEX, reports and the findings lifecycle do with them; each package keeps
+  its own fields and warnings; findings made without validation equal validated ones.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -221,6 +223,10 @@ def dump(result: m.MatchResult) -> tuple[list[dict[str, Any]], list[str]]:
     return [f.model_dump(mode="json") for f in result.findings], result.warnings
 
 
+#: The collection fields of a finding: tuples, which the findings of one advisory share.
+COLLECTIONS = ("aliases", "advisories", "fixed_versions", "cvss", "references", "expired_exemptions")
+
+
 def test_a_second_match_gives_equal_findings_as_new_objects(path: Path) -> None:
     matcher = Matcher(db.open_readonly(path))
     first = matcher.match(inventory(), DEBIAN)
@@ -229,11 +235,15 @@ def test_a_second_match_gives_equal_findings_as_new_objects(path: Path) -> None:
     assert dump(first) == dump(Matcher(db.open_readonly(path)).match(inventory(), DEBIAN))
     everything = first.findings + second.findings
     assert len(everything) == 10
-    lists = [id(getattr(f, name)) for f in everything for name in m._LIST_FIELDS]
-    assert len(set(lists)) == len(lists), "no two findings share a list"
-    sets = [id(f.__pydantic_fields_set__) for f in everything]
-    assert len(set(sets)) == len(sets)
     assert len({id(f) for f in everything}) == len(everything)
+    dicts = [id(f.__dict__) for f in everything]
+    assert len(set(dicts)) == len(dicts), "each finding has a field dict of its own"
+    # what findings share is immutable: tuples of strings and frozen models
+    for f in everything:
+        for name in COLLECTIONS:
+            assert type(getattr(f, name)) is tuple, name
+        for value in (*f.cvss, f.kev, f.epss):
+            assert value is None or value.model_config.get("frozen")
 
 
 def test_what_a_caller_does_to_its_findings_does_not_reach_later_matches(path: Path) -> None:
@@ -241,11 +251,72 @@ def test_what_a_caller_does_to_its_findings_does_not_reach_later_matches(path: P
     first = matcher.match(inventory(), DEBIAN)  # findings made while preparing the memo
     before = dump(first)
     for f in first.findings + matcher.match(inventory(), DEBIAN).findings:
-        for name in ("aliases", "advisories", "fixed_versions", "references", "cvss"):
-            getattr(f, name).append(getattr(f, name)[0] if getattr(f, name) else "x")
-        f.summary = "changed"
-        f.__dict__["id"] = "changed"
+        # findings and what they hold refuse assignment: what they share cannot be changed through one of them
+        with pytest.raises(ValidationError, match="frozen"):
+            f.summary = "changed"
+        with pytest.raises(ValidationError, match="frozen"):
+            f.suppressed = None
+        for score in f.cvss:
+            with pytest.raises(ValidationError, match="frozen"):
+                score.base_score = 0.0
+        # a changed copy (how exemptions and VEX mark findings) has a set of set fields of its own
+        copied = f.model_copy(update={"expired_exemptions": (), "summary": "changed"})
+        assert "expired_exemptions" in copied.model_fields_set
+        assert "expired_exemptions" not in f.model_fields_set
+        f.__dict__["id"] = "changed"  # a finding's own field dict is its own
     assert dump(matcher.match(inventory(), DEBIAN)) == before
+    assert all(f.model_fields_set == m._SET_FIELDS for f in matcher.match(inventory(), DEBIAN).findings)
+
+
+def test_what_follows_matching_leaves_the_shared_values_alone(path: Path) -> None:
+    """Exemptions, VEX, every report format and the service's findings lifecycle, run on findings made from the
+    memo: none of them changes a finding (they would fail on a frozen one), and later matches are unchanged."""
+    from datetime import UTC, date, datetime
+
+    from rich.console import Console
+
+    from shared.domain.models import ImageInfo, ScanResult, ToolInfo
+    from shared.findings.exemptions import Exemption, ImageIdentity, VexStatement, apply
+    from shared.report import cyclonedx, jsonout, sarif, table
+    from shared.service import lifecycle
+    from shared.vulndb.service import MatchOptions, visible
+
+    matcher = Matcher(db.open_readonly(path))
+    packages = inventory()
+    before = dump(matcher.match(packages, DEBIAN))
+    findings = matcher.match(packages, DEBIAN).findings  # copies of the memo's findings
+    image = ImageIdentity(repository="registry.example/team/app", digest="sha256:" + "a" * 64)
+    exemptions = [
+        Exemption("policy.yaml#1", "CVE-2024-1001", None, None, None, None, "old waiver", date(2020, 1, 1)),
+        Exemption("policy.yaml#2", None, "pkg:python/demo@*", None, None, None, "not reachable", None),
+    ]
+    vex = [
+        VexStatement("vex.json#1", "DEBIAN-CVE-2024-2002", frozenset(), ("pkg:dpkg/libsrc1@1.1-1",), (), "fixed", "")
+    ]
+    applied = apply(findings, image, exemptions, vex, date(2026, 1, 1))
+    assert {f.suppressed.kind for f in applied if f.suppressed is not None} == {"exemption", "vex"}
+    assert any(f.expired_exemptions for f in applied)
+    assert all(type(f.expired_exemptions) is tuple for f in applied)
+    shown = visible(applied, MatchOptions(ignore_unfixed=True))
+    result = ScanResult(
+        tool=ToolInfo(version="0"),
+        scanned_at=datetime(2026, 1, 1, tzinfo=UTC),
+        image=ImageInfo(reference="registry.example/team/app:1", source="registry", digest=image.digest),
+        os=DEBIAN,
+        packages=packages,
+        findings=shown + applied,
+    )
+    json.loads(jsonout.render([result]))
+    doc = sarif.build([result])
+    assert all(type(r["properties"]["fixedVersions"]) is list for r in doc["runs"][0]["results"])
+    cyclonedx.render([result])
+    with open(os.devnull, "w") as sink:
+        table.print_tables([result], Console(file=sink, width=200))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    records = lifecycle.apply(image.digest or "", [], applied, now).records
+    lifecycle.apply(image.digest or "", records, applied, now)
+    assert [f.model_dump(mode="json") for f in findings] == before[0], "the findings handed in are unchanged"
+    assert dump(matcher.match(packages, DEBIAN)) == before
 
 
 def test_findings_made_without_validation_equal_validated_ones(path: Path) -> None:
@@ -291,7 +362,7 @@ def test_each_package_keeps_its_own_fields_and_warnings(path: Path) -> None:
 def test_explicitly_listed_versions_are_affected(path: Path) -> None:
     matcher = Matcher(db.open_readonly(path))
     (f,) = matcher.match([pkg("libsrc1", "1.2-2+b9", "Debian:12", source_name="libsrc")], DEBIAN).findings
-    assert (f.id, f.fixed_versions) == ("DEBIAN-CVE-2024-2002", ["1.2-3"])
+    assert (f.id, f.fixed_versions) == ("DEBIAN-CVE-2024-2002", ("1.2-3",))
     assert matcher.match([pkg("libsrc1", "1.2-3", "Debian:12", source_name="libsrc")], DEBIAN).findings == []
 
 

@@ -154,3 +154,37 @@ def test_invalid_versions_are_still_refused(ecosystem: str, version: str) -> Non
 @given(digits)
 def test_digits_key_is_the_encoded_int(text: str) -> None:
     assert digits_key(text) == encode([int(text)])
+
+
+# --- the key encoding's version ---------------------------------------------------------
+
+# Versions of every scheme, plain and not. Their keys are pinned by KEY_FINGERPRINT: keys outlive the process where
+# a vulnerability database stores them, under the version KEY_ENCODING names, and a database written with other
+# keys must not be read as if it held these.
+KEY_SAMPLES = {
+    "Debian:12": ["0", "1.0", "1:2.3-4", "2.3~rc1-1", "1.2.3+dfsg-1+deb12u1", "0.9a-2ubuntu1"],
+    "Alpine:v3.19": ["1.2.3-r0", "1.2.3_rc1-r1", "2.0_p1-r3", "1.0a-r0"],
+    "Red Hat": ["1.2-3.el9", "1:1.2.3-4.el9_2", "2.0~beta1-1", "1.0^git1-1"],
+    "PyPI": ["0", "1.0", "1.0rc1", "1.0.post1", "1!2.0.dev3", "2.0+local.1", "0.9-legacy"],
+    "npm": ["1.2.3", "1.2.3-beta.1", "v2.0.0", "1.0.0+build"],
+    "crates.io": ["0.1.0", "1.0.0-alpha"],
+    "Go": ["v1.2.3", "v0.0.0-20210101000000-abcdef123456", "v2.0.0+incompatible", "1.21.0"],
+    "Maven": ["1.0", "1.0-SNAPSHOT", "1.0.RELEASE", "2.0-alpha-1"],
+    "RubyGems": ["1.0", "1.0.pre", "2.0.0.rc1"],
+    "Packagist": ["1.0.0", "v2.1-beta", "1.0.0-RC1"],
+    "NuGet": ["1.0.0", "1.0.0-beta.2", "1.0.0.1"],
+}
+KEY_FINGERPRINT = {1: "a1c048b41846635e7410b22d97183f1632035f7ef0350e63c93dd7603bffaea7"}
+
+
+def test_keys_are_those_their_encoding_version_names() -> None:
+    """Changed keys need a new KEY_ENCODING (and this fingerprint under it): databases then recompute theirs."""
+    import hashlib
+
+    from shared.vulndb.versions import _SCHEMES, KEY_ENCODING, scheme_of
+
+    assert {scheme_of(e) for e in KEY_SAMPLES} == set(_SCHEMES), "a sample of every scheme"
+    lines = [f"{e}\t{v}\t{sort_key(e, v)!r}" for e, versions in KEY_SAMPLES.items() for v in versions]
+    assert hashlib.sha256("\n".join(lines).encode()).hexdigest() == KEY_FINGERPRINT.get(KEY_ENCODING), (
+        "the keys changed: bump shared.vulndb.versions.KEY_ENCODING and pin the new fingerprint under it"
+    )
