@@ -43,7 +43,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from shared.domain.findings import EPSSScore, Finding, KEVEntry
@@ -339,6 +339,54 @@ def unpack_interval(text: str) -> StoredInterval | None:
 
 
 @lru_cache(maxsize=1024)
+def _interval_shape(letter: str, ecosystem: str) -> tuple[str, bool, bool, int] | None:
+    """(scheme, strip a leading 'v'?, has an introduced key, upper bound: 0 none, 1 fixed, 2 last affected) of
+    the stored intervals of an ecosystem that begin with ``letter``; None for a letter no interval begins with."""
+    head = _HEADS.get(letter)
+    if head is None:
+        return None
+    range_type, upper, has_low = head
+    scheme, strip = _range_scheme(range_type, ecosystem)
+    return scheme, strip, has_low, upper
+
+
+def _stored_ranges(ecosystem: str, text: str) -> tuple[tuple[_Range, ...], _Simple] | None:
+    """_interval_ranges(ecosystem, unpack_interval(text)) in one step; None where unpack_interval gives None.
+
+    The first image reads thousands of distinct intervals: the two steps, with the tuple between them and a
+    lookup of the range type's scheme for each, take about a third longer than this (whose scheme lookup is
+    one cached call per letter and ecosystem).
+    """
+    shape = _interval_shape(text[:1], ecosystem)
+    if shape is None:
+        return None
+    scheme, strip, has_low, upper = shape
+    low: str | None
+    low, high, fix = text[1:].split(_SEP)
+    if not has_low:
+        low = None
+    if upper == 1:
+        return ((scheme, strip, None, (), ((low, "introduced"), (high, "fixed")), ((high, fix),)),), (
+            scheme,
+            strip,
+            low,
+            high,
+            False,
+            fix,
+        )
+    if upper == 2:
+        return ((scheme, strip, None, (), ((low, "introduced"), (high, "last_affected")), ()),), (
+            scheme,
+            strip,
+            low,
+            high,
+            True,
+            None,
+        )
+    return ((scheme, strip, None, (), ((low, "introduced"),), ()),), (scheme, strip, low, None, False, None)
+
+
+@lru_cache(maxsize=1024)
 def _range_scheme(range_type: str, ecosystem: str) -> tuple[str, bool]:
     return _scheme(range_type, ecosystem), _strips_v(range_type, ecosystem)
 
@@ -444,6 +492,33 @@ def _lists(listed: dict[str, frozenset[str]], text: str, version: str) -> bool:
 
 _PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
 
+#: What the items of an advisory's aliases and reference URLs must all be for the advisory to count as typed.
+_ONLY_STR = frozenset({str})
+#: A reference's URL (a KeyError for a reference without one, as indexing it gives).
+_URL = itemgetter("url")
+
+
+#: The scanner json.loads itself runs (the default decoder's).
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # (not in the stubs)
+
+
+def _loads(text: str) -> Any:
+    """json.loads(text), for the texts the database makes (no whitespace around the value).
+
+    json.loads reaches the scanner through two calls of its own and a whitespace match on either side; for an
+    advisory's few hundred characters that is half the time of parsing it, and the first image reads a thousand
+    of them. Any text the scanner does not take whole (whitespace around it, extra data, no value) goes to
+    json.loads, which gives its value or raises its error as always; an error inside the value is the one
+    json.loads raises, since it is the same scanner at the same position.
+    """
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
+
 
 def _scores_fit(scores: Any, severity: list[Any]) -> bool:
     """Whether stored scores have the shape the importer writes: one [version, base score] or null per entry of
@@ -493,10 +568,7 @@ class _Group:
         self.epss = epss
         score = epss.score if epss else None
         # priority without and with a fix
-        self.priorities = (
-            risk.priority(assessment.severity, kev is not None, score, False),
-            risk.priority(assessment.severity, kev is not None, score, True),
-        )
+        self.priorities = risk.priorities(assessment.severity, kev is not None, score)
 
 
 # A hit: the entry that matched and the fixed versions above the package's version.
@@ -656,7 +728,8 @@ class Matcher:
         self._groups: dict[Any, _Group] = {}  # by (advisory id, entry severity), or a tuple of those
         self._listed: dict[str, frozenset[str]] = {}  # explicit versions, by their JSON text
         self._cves: dict[str, tuple[Any, Any]] = {}
-        self._compiled: dict[tuple[str, str], tuple[tuple[_Range, ...], _Simple | None]] = {}
+        # compiled ranges by ecosystem, then by the stored text (an interval or the ranges' JSON)
+        self._compiled: dict[str, dict[str, tuple[tuple[_Range, ...], _Simple | None]]] = {}
         self._withdrawn_ids: frozenset[str] | None = None
         self._withdrawn_indexed: bool | None = None
         self._ranges_sql: str | None = None  # what _load reads for an entry's ranges (see _stored_columns)
@@ -751,21 +824,28 @@ class Matcher:
                 "FROM k CROSS JOIN affected a ON a.ecosystem = k.e AND a.name = k.n" + tail
             )
             # (no versions listed, the usual case, comes as None: no string made for each row)
+            # The rows of one key come one after another (the key drives the join), so what depends on the key
+            # alone (its list, its ecosystem's compiled texts) is looked up when the key changes, not per row.
+            last = -1
+            eco = ""
+            add: Any = None
+            texts: dict[str, tuple[tuple[_Range, ...], _Simple | None]] = {}
             for j, adv, ranges, versions, sev in self.conn.execute(sql, params):
                 if adv in withdrawn:
                     continue
-                key = chunk[j]
-                ck = (key[0], ranges)
-                c = compiled.get(ck)
+                if j != last:
+                    last = j
+                    key = chunk[j]
+                    add = found[key].append
+                    eco = key[0]
+                    texts = compiled.get(eco) or compiled.setdefault(eco, {})
+                c = texts.get(ranges)
                 if c is None:
-                    if len(compiled) >= _CACHE_LIMIT:
-                        compiled.clear()
-                    stored = unpack_interval(ranges)
-                    if stored is not None:
-                        c = compiled[ck] = _interval_ranges(key[0], stored)
-                    else:
-                        c = compiled[ck] = _compiled_ranges(key[0], ranges)
-                found[key].append((adv, sev, "[]" if versions is None else versions, c[0], c[1]))
+                    if len(texts) >= _CACHE_LIMIT:
+                        texts.clear()
+                    c = texts[ranges] = _stored_ranges(eco, ranges) or _compiled_ranges(eco, ranges)
+                # an entry: (advisory id, severity, versions JSON) and the compiled pair, in one tuple
+                add((adv, sev, "[]" if versions is None else versions, *c))
         self._affected.update(found)
 
     def _load_advisories(self, ids: Iterable[str]) -> None:
@@ -782,15 +862,16 @@ class Matcher:
                 f"FROM advisories WHERE id IN ({marks})"
             )
             for aid, summary, dbsev, lists in self.conn.execute(sql, chunk):
-                sev, aliases, refs, scores = json.loads(lists)
+                sev, aliases, refs, scores = _loads(lists)
                 if scores is not None and not _scores_fit(scores, sev):
                     scores = None  # not what the importer writes: computed instead
-                urls = [r["url"] for r in refs]
+                urls = list(map(_URL, refs))
+                # (the types of the lists' items as a set, made in C: the usual lists hold strings only)
                 typed = (
                     type(aid) is str
                     and type(summary) is str
-                    and all(type(a) is str for a in aliases)
-                    and all(type(u) is str for u in urls)
+                    and _ONLY_STR.issuperset(map(type, aliases))
+                    and _ONLY_STR.issuperset(map(type, urls))
                 )
                 adv = Advisory(aid, summary, sev, dbsev, aliases, urls, typed, scores)
                 self._advisories[aid] = adv
@@ -1119,8 +1200,7 @@ class Matcher:
         if g is not None:
             return g
         names: set[str] = set()
-        refs: list[str] = []
-        seen_refs: set[str] = set()
+        refs: dict[str, None] = {}  # in first-seen order: a dict's keys keep their insertion order
         summary = ""
         severities: list[risk.SeverityInput] = []
         typed = type(cid) is str
@@ -1132,10 +1212,7 @@ class Matcher:
                 continue
             typed = typed and adv.typed
             names.update(adv.aliases)
-            for r in adv.references:
-                if r not in seen_refs:
-                    seen_refs.add(r)
-                    refs.append(r)
+            refs.update(dict.fromkeys(adv.references))
             summary = summary or adv.summary
             severities.append(risk.SeverityInput(adv.id, adv.severity, adv.db_severity, severity, adv.scores))
         advisories = tuple(sorted({e[0] for e, _ in items}))
@@ -1177,7 +1254,12 @@ class Matcher:
                 chunk,
             ):
                 kev = got.get(cve, (None, None))[0]
-                got[cve] = (kev, EPSSScore(score=score, percentile=pct))
+                if type(score) is float and type(pct) is float:
+                    # (the usual values, REAL columns: validation would return them as they are)
+                    epss = risk.unvalidated(EPSSScore, {"score": score, "percentile": pct})
+                else:
+                    epss = EPSSScore(score=score, percentile=pct)
+                got[cve] = (kev, epss)
             out.update(got)
             if len(known) + len(chunk) > _CACHE_LIMIT:
                 known.clear()
@@ -1199,13 +1281,21 @@ def _evaluate_entries(
     last_scheme: str | None = None
     last_strip = False
     version_key: Any = None
+    # _lists' first test, made once for the version rather than once per entry listing versions: a plain version
+    # absent from an entry's JSON text is not listed there
+    needle = f'"{version}"'
+    plain = _PLAIN.fullmatch(version) is not None
     for entry in entries:
         aid, _, versions_json, ranges, simple = entry
         if aid in seen:
             continue
         try:
             if simple is not None:
-                if versions_json != "[]" and _lists(listed, versions_json, version):
+                if (
+                    versions_json != "[]"
+                    and (not plain or needle in versions_json)
+                    and _lists(listed, versions_json, version)
+                ):
                     seen.add(aid)  # an explicitly listed version is affected, as _evaluate has it
                     hits.append((entry, _fixes_above(ranges, version)))
                     continue
@@ -1219,7 +1309,12 @@ def _evaluate_entries(
                     seen.add(aid)
                     hits.append((entry, [fix] if fix is not None else []))
                 continue
-            hit, fixes = _evaluate(versions_json != "[]" and _lists(listed, versions_json, version), ranges, version)
+            listed_here = (
+                versions_json != "[]"
+                and (not plain or needle in versions_json)
+                and _lists(listed, versions_json, version)
+            )
+            hit, fixes = _evaluate(listed_here, ranges, version)
         except (InvalidVersion, UnsupportedEcosystem) as exc:
             warnings.append((version, str(exc), aid))
             continue

@@ -22,11 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import cvss
 from cvss import CVSS3, CVSS4
 from cvss.exceptions import CVSSError
+from pydantic import BaseModel
 
 from shared.domain.findings import CVSSScore, Severity
 
@@ -36,6 +37,40 @@ from shared.domain.findings import CVSSScore, Severity
 SCORES_VERSION: str | None = (
     f"1/cvss {cvss.__version__}" if isinstance(getattr(cvss, "__version__", None), str) else None
 )
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _slot_setter(name: str) -> Any:
+    """The setter of a pydantic model's attribute ``name``, as object.__setattr__ finds it (on BaseModel)."""
+    for cls in BaseModel.__mro__:
+        descriptor = cls.__dict__.get(name)
+        if descriptor is not None:
+            return descriptor.__set__
+    raise AttributeError(name)
+
+
+_set_dict = _slot_setter("__dict__")
+_set_fields_set = _slot_setter("__pydantic_fields_set__")
+_set_extra = _slot_setter("__pydantic_extra__")
+_set_private = _slot_setter("__pydantic_private__")
+
+
+def unvalidated(cls: type[_M], values: dict[str, Any]) -> _M:
+    """A model with these field values (in the model's field order, each of exactly its field's type), every one
+    of them set, made without validating them.
+
+    For small models made by the thousand from values whose types are known (floats the database returns, the
+    strings of a stored score): validating would give an equal model, at about twice the cost. The caller checks
+    the types; anything else goes through the model's own validation.
+    """
+    model = object.__new__(cls)
+    _set_dict(model, values)
+    _set_fields_set(model, set(values))
+    _set_extra(model, None)
+    _set_private(model, None)
+    return model
 
 
 @dataclass(frozen=True)
@@ -109,7 +144,16 @@ def assess(inputs: Sequence[SeverityInput]) -> Assessment:
             scored = stored[i] if stored is not None else base_score(s.get("type", ""), vector)
             if scored is None:
                 continue
-            if type(inp.advisory_id) is str:
+            source = inp.advisory_id
+            version, score = scored
+            if type(source) is str and type(vector) is str and type(version) is str and type(score) is float:
+                # every value already has its field's type: validation would return them as they are
+                scores.append(
+                    unvalidated(
+                        CVSSScore, {"version": version, "vector": vector, "base_score": score, "source": source}
+                    )
+                )
+            elif type(source) is str:
                 # one validation with the source, rather than parse_vector's and then a copy to add it
                 scores.append(CVSSScore(version=scored[0], vector=vector, base_score=scored[1], source=inp.advisory_id))
             else:
@@ -141,6 +185,12 @@ def assess(inputs: Sequence[SeverityInput]) -> Assessment:
         sev, inp = max(words, key=lambda w: w[0])
         return Assessment(sev, f"rating ({inp.advisory_id})", tuple(scores))
     return Assessment(Severity.UNKNOWN, "", tuple(scores))
+
+
+def priorities(severity: Severity, kev: bool, epss: float | None) -> tuple[int, int]:
+    """The priority without and with a fix (of an image not known to run): a fix adds its weight, 20."""
+    without = priority(severity, kev, epss, False)
+    return without, without + 20
 
 
 def priority(severity: Severity, kev: bool, epss: float | None, fixable: bool, running: bool = False) -> int:
