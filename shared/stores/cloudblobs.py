@@ -27,6 +27,8 @@ import importlib
 import io
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -160,65 +162,54 @@ class AzureBlobStore(_Counts):
             # an identity allowed to read and write blobs but not to create containers: the templates made it
             log.debug("%s: not allowed to create it; assuming it exists", self.name)
 
-    def put(self, key: str, data: bytes) -> None:
-        check_key(key)
+    @contextmanager
+    def _failures(self, doing: str) -> Iterator[None]:
+        """Connection failures and transient statuses become StoreUnavailable naming ``doing``; others propagate."""
         try:
-            self._container.upload_blob(self.prefix + key, data, overwrite=True, max_concurrency=MAX_CONCURRENCY)
+            yield
         except (ServiceRequestError, ServiceResponseError) as exc:
-            raise StoreUnavailable(f"{self.name}: cannot write {key} ({exc})") from exc
+            raise StoreUnavailable(f"{self.name}: cannot {doing} ({exc})") from exc
         except HttpResponseError as exc:
             if _transient(exc.status_code):
-                raise StoreUnavailable(f"{self.name}: cannot write {key} (HTTP {exc.status_code})") from exc
+                raise StoreUnavailable(f"{self.name}: cannot {doing} (HTTP {exc.status_code})") from exc
             raise
+
+    def put(self, key: str, data: bytes) -> None:
+        check_key(key)
+        with self._failures(f"write {key}"):
+            self._container.upload_blob(self.prefix + key, data, overwrite=True, max_concurrency=MAX_CONCURRENCY)
         self._counted("put")
 
     def get(self, key: str) -> bytes | None:
         check_key(key)
         self._counted("get")
-        try:
-            return self._container.download_blob(self.prefix + key, max_concurrency=MAX_CONCURRENCY).readall()
-        except ResourceNotFoundError:
-            return None
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise StoreUnavailable(f"{self.name}: cannot read {key} ({exc})") from exc
-        except HttpResponseError as exc:
-            if _transient(exc.status_code):
-                raise StoreUnavailable(f"{self.name}: cannot read {key} (HTTP {exc.status_code})") from exc
-            raise
+        with self._failures(f"read {key}"):
+            try:
+                return self._container.download_blob(self.prefix + key, max_concurrency=MAX_CONCURRENCY).readall()
+            except ResourceNotFoundError:
+                return None
 
     def put_file(self, key: str, path: Path) -> None:
         """Upload a file in blocks read from it as they are sent (a seekable stream of known length)."""
         check_key(key)
-        try:
-            with Path(path).open("rb") as f:
-                size = Path(path).stat().st_size
-                self._container.upload_blob(
-                    self.prefix + key, f, length=size, overwrite=True, max_concurrency=FILE_CONCURRENCY
-                )
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise StoreUnavailable(f"{self.name}: cannot write {key} ({exc})") from exc
-        except HttpResponseError as exc:
-            if _transient(exc.status_code):
-                raise StoreUnavailable(f"{self.name}: cannot write {key} (HTTP {exc.status_code})") from exc
-            raise
+        with self._failures(f"write {key}"), Path(path).open("rb") as f:
+            size = Path(path).stat().st_size
+            self._container.upload_blob(
+                self.prefix + key, f, length=size, overwrite=True, max_concurrency=FILE_CONCURRENCY
+            )
         self._counted("put")
 
     def get_file(self, key: str, path: Path) -> bool:
         """Download a blob into ``path`` in ranged reads of 1 MiB, one at a time, each written as it arrives."""
         check_key(key)
         self._counted("get")
-        try:
-            downloader = self._container.download_blob(self.prefix + key, max_concurrency=1)
+        with self._failures(f"read {key}"):
+            try:
+                downloader = self._container.download_blob(self.prefix + key, max_concurrency=1)
+            except ResourceNotFoundError:
+                return False
             with Path(path).open("wb") as out:
                 downloader.readinto(out)
-        except ResourceNotFoundError:
-            return False
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise StoreUnavailable(f"{self.name}: cannot read {key} ({exc})") from exc
-        except HttpResponseError as exc:
-            if _transient(exc.status_code):
-                raise StoreUnavailable(f"{self.name}: cannot read {key} (HTTP {exc.status_code})") from exc
-            raise
         return True
 
 
