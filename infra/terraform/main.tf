@@ -227,11 +227,7 @@ data "aws_iam_policy_document" "invoke_dlq" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values = [
-        aws_cloudwatch_event_rule.ecr_image_action.arn,
-        aws_cloudwatch_event_rule.daily_rescan.arn,
-        aws_cloudwatch_event_rule.vulndb_refresh.arn,
-      ]
+      values   = concat([aws_cloudwatch_event_rule.ecr_image_action.arn], [for rule in aws_cloudwatch_event_rule.schedule : rule.arn])
     }
   }
 }
@@ -691,19 +687,39 @@ resource "aws_lambda_permission" "ecr_push_events" {
   source_arn    = aws_cloudwatch_event_rule.ecr_image_action.arn
 }
 
-resource "aws_cloudwatch_event_rule" "daily_rescan" {
-  name                = "${var.name_prefix}-daily-rescan"
-  description         = "Daily rescan of recently pushed, pulled or running images"
-  schedule_expression = var.daily_rescan_schedule
+# The scheduled functions: one rule, target and permission each.
+locals {
+  schedules = {
+    daily_rescan = {
+      expression  = var.daily_rescan_schedule
+      description = "Daily rescan of recently pushed, pulled or running images"
+      retries     = 3
+    }
+    vulndb_refresh = {
+      expression  = var.vulndb_refresh_schedule
+      description = "Refresh of the OSV vulnerability database and rescans of the images its changes affect"
+      retries     = 2
+    }
+  }
 }
 
-resource "aws_cloudwatch_event_target" "daily_rescan" {
-  rule = aws_cloudwatch_event_rule.daily_rescan.name
-  arn  = aws_lambda_function.function["daily_rescan"].arn
+resource "aws_cloudwatch_event_rule" "schedule" {
+  for_each = local.schedules
+
+  name                = "${var.name_prefix}-${replace(each.key, "_", "-")}"
+  description         = each.value.description
+  schedule_expression = each.value.expression
+}
+
+resource "aws_cloudwatch_event_target" "schedule" {
+  for_each = local.schedules
+
+  rule = aws_cloudwatch_event_rule.schedule[each.key].name
+  arn  = aws_lambda_function.function[each.key].arn
 
   retry_policy {
     maximum_event_age_in_seconds = 3600
-    maximum_retry_attempts       = 3
+    maximum_retry_attempts       = each.value.retries
   }
 
   dead_letter_config {
@@ -711,40 +727,14 @@ resource "aws_cloudwatch_event_target" "daily_rescan" {
   }
 }
 
-resource "aws_lambda_permission" "daily_rescan_events" {
-  statement_id  = "AllowDailyRescanSchedule"
+resource "aws_lambda_permission" "schedule" {
+  for_each = local.schedules
+
+  statement_id  = "AllowSchedule"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.function["daily_rescan"].function_name
+  function_name = aws_lambda_function.function[each.key].function_name
   principal     = "events.amazonaws.com"
-  source_arn    = aws_cloudwatch_event_rule.daily_rescan.arn
-}
-
-resource "aws_cloudwatch_event_rule" "vulndb_refresh" {
-  name                = "${var.name_prefix}-vulndb-refresh"
-  description         = "Refresh of the OSV vulnerability database and rescans of the images its changes affect"
-  schedule_expression = var.vulndb_refresh_schedule
-}
-
-resource "aws_cloudwatch_event_target" "vulndb_refresh" {
-  rule = aws_cloudwatch_event_rule.vulndb_refresh.name
-  arn  = aws_lambda_function.function["vulndb_refresh"].arn
-
-  retry_policy {
-    maximum_event_age_in_seconds = 3600
-    maximum_retry_attempts       = 2
-  }
-
-  dead_letter_config {
-    arn = aws_sqs_queue.invoke_dlq.arn
-  }
-}
-
-resource "aws_lambda_permission" "vulndb_refresh_events" {
-  statement_id  = "AllowVulndbRefreshSchedule"
-  action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.function["vulndb_refresh"].function_name
-  principal     = "events.amazonaws.com"
-  source_arn    = aws_cloudwatch_event_rule.vulndb_refresh.arn
+  source_arn    = aws_cloudwatch_event_rule.schedule[each.key].arn
 }
 
 resource "aws_lambda_event_source_mapping" "scan_worker" {

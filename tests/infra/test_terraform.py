@@ -211,18 +211,25 @@ def test_ecr_image_action_rule_targets_ecr_push(tf: Config) -> None:
     assert permission["source_arn"] == "${aws_cloudwatch_event_rule.ecr_image_action.arn}"
 
 
-@pytest.mark.parametrize("name", ["daily_rescan", "vulndb_refresh"])
-def test_schedules_target_their_functions(tf: Config, name: str) -> None:
-    rule = tf.one("aws_cloudwatch_event_rule", name)
-    assert rule["schedule_expression"] == f"${{var.{name}_schedule}}"
-    assert tf.variables[f"{name}_schedule"]["default"].startswith(("cron(", "rate("))
-    target = tf.one("aws_cloudwatch_event_target", name)
-    assert target["rule"] == f"${{aws_cloudwatch_event_rule.{name}.name}}"
-    assert target["arn"] == f'${{aws_lambda_function.function["{name}"].arn}}'
+def test_schedules_target_their_functions(tf: Config) -> None:
+    schedules = tf.locals["schedules"]
+    assert set(schedules) == {"daily_rescan", "vulndb_refresh"}
+    for name, spec in schedules.items():
+        assert spec["expression"] == f"${{var.{name}_schedule}}"
+        assert tf.variables[f"{name}_schedule"]["default"].startswith(("cron(", "rate("))
+    rule = tf.one("aws_cloudwatch_event_rule", "schedule")
+    assert rule["for_each"] == "${local.schedules}"
+    assert rule["schedule_expression"] == "${each.value.expression}"
+    target = tf.one("aws_cloudwatch_event_target", "schedule")
+    assert target["for_each"] == "${local.schedules}"
+    assert target["rule"] == "${aws_cloudwatch_event_rule.schedule[each.key].name}"
+    assert target["arn"] == "${aws_lambda_function.function[each.key].arn}"
     assert block(target, "dead_letter_config")["arn"] == "${aws_sqs_queue.invoke_dlq.arn}"
-    permission = tf.one("aws_lambda_permission", f"{name}_events")
+    permission = tf.one("aws_lambda_permission", "schedule")
+    assert permission["for_each"] == "${local.schedules}"
     assert permission["principal"] == "events.amazonaws.com"
-    assert permission["source_arn"] == f"${{aws_cloudwatch_event_rule.{name}.arn}}"
+    assert permission["source_arn"] == "${aws_cloudwatch_event_rule.schedule[each.key].arn}"
+    assert permission["function_name"] == "${aws_lambda_function.function[each.key].function_name}"
 
 
 def test_idempotency_table_expires_records(tf: Config) -> None:
