@@ -326,15 +326,16 @@ def test_scan_worker_handles_a_rescan_batch_an_image_failing_alone(
     aws: Aws, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from shared.vulndb.importer import import_paths
+    from tests.support.inventories import advisory, inventory
 
     osv = tmp_path / "osv"
     osv.mkdir()
-    (osv / "libfoo.json").write_text(json.dumps(_alpine_advisory("TEST-LIBFOO-1", "libfoo", "2026-01-01T00:00:00Z")))
+    (osv / "libfoo.json").write_text(json.dumps(advisory("TEST-LIBFOO-1", "libfoo", "9.9-r0", "2026-01-01T00:00:00Z")))
     import_paths(aws.settings.vulndb_path or tmp_path / "vulndb.sqlite", [osv])
     service = composition.components().service()
     digests = [f"sha256:{n:064x}" for n in range(4)]
-    for n, names in enumerate([["busybox"], ["libfoo"], ["musl"], ["libfoo", "musl"]]):
-        service.ingest(_alpine_inventory(n, names), f"{ECR_REGISTRY}/app{n}:1", pushed_at=datetime.now(UTC))
+    for n in range(4):
+        service.ingest(inventory(n, with_libfoo=n in (1, 3)), f"{ECR_REGISTRY}/app{n}:1", pushed_at=datetime.now(UTC))
     broken = service.store.get_image(digests[2])
     assert broken is not None and broken.inventory_key
     service.blobs.put(broken.inventory_key, b"{truncated")
@@ -363,22 +364,6 @@ def test_scan_worker_handles_a_rescan_batch_an_image_failing_alone(
 BUCKET = "hullwatch-inventories"
 
 
-def _alpine_advisory(aid: str, name: str, modified: str) -> dict[str, Any]:
-    """A hand-written OSV record for an Alpine package (no such vulnerability exists)."""
-    return {
-        "id": aid,
-        "modified": modified,
-        "summary": f"{name}: test advisory",
-        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
-        "affected": [
-            {
-                "package": {"ecosystem": "Alpine:v3.19", "name": name},
-                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.9-r0"}]}],
-            }
-        ],
-    }
-
-
 def _zip(records: list[dict[str, Any]]) -> bytes:
     import io
     import zipfile
@@ -390,40 +375,11 @@ def _zip(records: list[dict[str, Any]]) -> bytes:
     return buf.getvalue()
 
 
-def _alpine_inventory(n: int, names: list[str]) -> Any:
-    from shared.domain.models import ImageInfo, OSInfo, Package, ScanResult, ToolInfo
-
-    return ScanResult(
-        tool=ToolInfo(version="0.1.0"),
-        scanned_at=datetime.now(UTC),
-        image=ImageInfo(
-            reference=f"{ECR_REGISTRY}/app{n}:1",
-            source="registry",
-            registry=ECR_REGISTRY,
-            repository=f"app{n}",
-            tag="1",
-            digest=f"sha256:{n:064x}",
-        ),
-        os=OSInfo(family="alpine", version_id="3.19.1"),
-        packages=[
-            Package(
-                type="apk",
-                name=name,
-                version="1.0-r0",
-                source_name=name,
-                ecosystem="Alpine:v3.19",
-                purl=f"pkg:apk/alpine/{name}@1.0-r0?distro=alpine-3.19.1",
-                found_in="lib/apk/db/installed",
-            )
-            for name in names
-        ],
-    )
-
-
 def test_vulndb_refresh_publishes_to_s3_and_queues_only_affected_images(aws: Aws, tmp_path: Path) -> None:
+    from tests.support.inventories import advisory, inventory
     from tests.support.registries import FakeServer
 
-    served = {"records": [_alpine_advisory("TEST-BUSYBOX-1", "busybox", "2026-01-01T00:00:00Z")], "etag": '"v1"'}
+    served = {"records": [advisory("TEST-BUSYBOX-1", "busybox", "9.9-r0", "2026-01-01T00:00:00Z")], "etag": '"v1"'}
 
     def respond(method: str, path: str, headers: dict[str, str]) -> Any:
         if path != "/Alpine/all.zip":
@@ -449,10 +405,10 @@ def test_vulndb_refresh_publishes_to_s3_and_queues_only_affected_images(aws: Aws
 
         # three stored images, one of them with the package a new advisory will name
         service = composition.components().service()
-        for n, names in enumerate([["busybox"], ["busybox", "libfoo"], ["musl"]]):
-            service.ingest(_alpine_inventory(n, names), f"{ECR_REGISTRY}/app{n}:1", pushed_at=datetime.now(UTC))
+        for n in range(3):
+            service.ingest(inventory(n, with_libfoo=n == 1), f"{ECR_REGISTRY}/app{n}:1", pushed_at=datetime.now(UTC))
 
-        served["records"] = [*served["records"], _alpine_advisory("TEST-LIBFOO-1", "libfoo", "2026-02-01T00:00:00Z")]
+        served["records"] = [*served["records"], advisory("TEST-LIBFOO-1", "libfoo", "9.9-r0", "2026-02-01T00:00:00Z")]
         served["etag"] = '"v2"'
         second = refresh.handler(json.loads(json.dumps(SCHEDULED_EVENT)), LambdaContext())
         assert second["queued"] == 1 and second["version"] != first["version"]
