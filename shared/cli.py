@@ -447,6 +447,9 @@ def rescan(
     from shared.vulndb import db as vdb
 
     with _errors(debug):
+        if data_dir is not None and not data_dir.is_dir():
+            # a mistyped directory would otherwise be created, and rescan an empty store without a word
+            raise UsageError(str(data_dir), "no such directory ('hullwatch serve --data-dir' keeps its data there)")
         local.rescan(  # prints its own summary
             _data_dir(data_dir),
             db_path or vdb.default_path(),

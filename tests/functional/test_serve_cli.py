@@ -86,12 +86,23 @@ def test_serve_answers_the_event_grid_validation_handshake(tmp_path: Path) -> No
 def test_rescan_on_an_empty_store(tmp_path: Path) -> None:
     dbp = tmp_path / "v.sqlite"
     import_paths(dbp, [DATA / "osv"])
-    p = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "rescan", "--data-dir", str(tmp_path / "data"), "--db", str(dbp)],
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    (tmp_path / "data").mkdir()
+
+    def rescan(data: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shared.cli", "rescan", "--data-dir", str(data), "--db", str(dbp)],
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    p = rescan(tmp_path / "data")
     assert p.returncode == 0, p.stderr
     assert "0 images re-matched" in p.stdout
+    # a data directory that does not exist (a typo) is refused in one line, and not created
+    missing = tmp_path / "dta"
+    p = rescan(missing)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert f"{missing}: no such directory" in p.stderr and "Traceback" not in p.stderr
+    assert not missing.exists()
