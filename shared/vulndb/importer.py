@@ -21,7 +21,8 @@ are applied strictly in order and only a few chunks are in flight at a time, so
 the outcome (rows, their order, statistics, warnings, the first error) is the
 same as parsing everything here, and memory stays bounded whatever the input
 size. Small inputs, a single core, or a process with threads running (where
-forking is unsafe) parse here. Whether a record is newer than the stored one is
+forking is unsafe) parse here; so do directories of a few thousand files when
+no other core is idle at the start (see ``PARALLEL_IDLE_MIN_FILES``). Whether a record is newer than the stored one is
 decided per batch with one query per few hundred ids rather than one per record.
 """
 
@@ -85,12 +86,15 @@ BATCH = 2000
 #: Work handed to a worker at a time: record files, or members of one zip.
 FILES_PER_CHUNK = 48
 MEMBERS_PER_CHUNK = 500
-#: Inputs at least this large are parsed by worker processes (below it, starting them costs more than it saves).
-#: Workers only pay off with idle cores: on a 2-core machine shared with other work, a directory of a few
-#: thousand record files (PyPA's 2,661, half a second of parsing) imported in 0.60 s parsed in this process
-#: against 0.71 s with workers (medians of 45 imports each, load average about 3), while on a quieter machine
-#: workers saved less than 0.1 s. Below this many files that small gain is not worth the risk of the loss.
+#: Inputs at least this large are parsed by worker processes, one per core (below it, starting them costs more
+#: than it saves).
 PARALLEL_MIN_FILES = 10_000
+#: Directories of at least this many record files are parsed by workers too when, at the start of the import, a
+#: core besides this process's is idle. Workers only pay off with an idle core: on a 2-core machine shared with
+#: other work (load average about 3), PyPA's 2,661 files imported in 0.60 s parsed in this process against 0.71 s
+#: with workers (medians of 45 imports each), while with a core idle they took 0.35 s against 0.52 s (medians of
+#: 11, alternated); 1,000 files took 0.17 s against 0.20 s. See ``_idle_cores``.
+PARALLEL_IDLE_MIN_FILES = 1_000
 PARALLEL_MIN_ZIP_BYTES = 2 * 1024 * 1024
 MAX_JOBS = 4
 #: ids per "which of these are stored, and how new" query (SQLite allows 32,766 parameters).
@@ -296,9 +300,28 @@ def _jobs_for(files: list[str], jobs: int | None) -> int:
                 pass
         elif not name.endswith((".csv", ".csv.gz")):
             n_records += 1
-    if n_records < PARALLEL_MIN_FILES and zip_bytes < PARALLEL_MIN_ZIP_BYTES:
-        return 1
-    return min(cores, MAX_JOBS)
+    if n_records >= PARALLEL_MIN_FILES or zip_bytes >= PARALLEL_MIN_ZIP_BYTES:
+        return min(cores, MAX_JOBS)
+    if n_records >= PARALLEL_IDLE_MIN_FILES and _idle_cores(cores) >= 1:
+        return min(cores, MAX_JOBS)
+    return 1
+
+
+_LOADAVG = "/proc/loadavg"
+
+
+def _idle_cores(cores: int) -> int:
+    """Cores nothing is running on right now besides this process (0 when unknown).
+
+    From the kernel's count of runnable tasks in ``/proc/loadavg`` (this process is one of them): a sample
+    of this moment, not the load average, which lags by a minute and counts this process's own past work.
+    """
+    try:
+        with open(_LOADAVG, encoding="ascii") as f:
+            runnable = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, cores - runnable)
 
 
 # -- the work: units planned in input order, parsed here or in workers, applied in order ---------------------------

@@ -251,12 +251,35 @@ def test_workers_are_used_for_large_inputs_only(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(importer.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     monkeypatch.setattr(importer.threading, "active_count", lambda: 1)
     monkeypatch.setattr(importer.sys, "platform", "linux")
+    monkeypatch.setattr(importer, "_idle_cores", lambda _cores: 0)
     small = [str(tmp_path / f"r{i}.yaml") for i in range(importer.PARALLEL_MIN_FILES - 1)]
-    assert importer._jobs_for(small, None) == 1, "a directory like PyPA's is parsed in this process"
+    assert importer._jobs_for(small, None) == 1, "with no idle core, a directory like PyPA's is parsed here"
     assert importer._jobs_for([*small, str(tmp_path / "one-more.json")], None) == 2
+    monkeypatch.setattr(importer, "_idle_cores", lambda _cores: 1)
+    assert importer._jobs_for(small, None) == 2, "with a core idle, it is parsed by workers"
+    tiny = small[: importer.PARALLEL_IDLE_MIN_FILES - 1]
+    assert importer._jobs_for(tiny, None) == 1, "a few hundred files are not worth starting workers"
+    assert importer._jobs_for(small, 1) == 1, "an explicit count wins"
+    monkeypatch.setattr(importer, "_idle_cores", lambda _cores: 0)
     big_zip = tmp_path / "all.zip"
     big_zip.write_bytes(b"\0" * importer.PARALLEL_MIN_ZIP_BYTES)
     assert importer._jobs_for([str(big_zip)], None) == 2
     assert importer._jobs_for([str(big_zip)], 1) == 1, "an explicit count wins"
     monkeypatch.setattr(importer.threading, "active_count", lambda: 2)
     assert importer._jobs_for([str(big_zip)], None) == 1, "no forking with other threads running"
+
+
+def test_idle_cores_counts_the_runnable_tasks_besides_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loadavg = tmp_path / "loadavg"
+    monkeypatch.setattr(importer, "_LOADAVG", str(loadavg))
+    loadavg.write_text("0.50 0.40 0.30 1/120 4242\n")
+    assert importer._idle_cores(2) == 1, "only this process runs: one core idle"
+    loadavg.write_text("2.10 1.90 1.50 3/120 4242\n")
+    assert importer._idle_cores(2) == 0, "two others run: none idle"
+    assert importer._idle_cores(4) == 1
+    loadavg.write_text("garbage")
+    assert importer._idle_cores(2) == 0, "unreadable counts as busy"
+    loadavg.unlink()
+    assert importer._idle_cores(2) == 0, "missing (not Linux) counts as busy"
