@@ -138,6 +138,8 @@ class ImportStats:
     kev: int = 0
     epss: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: worker processes that parsed the inputs (0: this process did)
+    workers: int = 0
 
 
 Warn = Callable[[str], None]
@@ -162,6 +164,7 @@ def import_paths(
             raise VulnDBError(str(p), "no such file or directory")
     files = [f for p in inputs for f in _walk(p)]
     runner = _Runner(_jobs_for(files, jobs))
+    stats.workers = runner.workers
     try:
         with db.writable_copy(path) as conn:
             _refresh_derived(conn)
@@ -558,6 +561,7 @@ class _Runner:
             except (OSError, ValueError, ImportError, NotImplementedError):
                 self.pool = None  # no working semaphores (some sandboxes): parse here
                 self.window = 0
+        self.workers = jobs if self.pool is not None else 0
 
     def results(self, units: Iterator[Unit]) -> Iterator[tuple[Unit, list[Event] | None]]:
         pending: deque[tuple[Unit, Future[list[Event]] | None]] = deque()
