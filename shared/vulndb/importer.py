@@ -34,7 +34,6 @@ import io
 import json
 import os
 import sqlite3
-import struct
 import sys
 import threading
 import zipfile
@@ -53,6 +52,7 @@ import yaml
 # ~600/s with PyYAML even on libyaml; a test checks both agree on the real corpus.
 import yaml_rs
 
+from shared import zipread
 from shared.vulndb import db, risk
 from shared.vulndb.errors import VulnDBError
 from shared.vulndb.matcher import interval_of, pack_interval
@@ -138,8 +138,9 @@ class ImportStats:
     kev: int = 0
     epss: int = 0
     warnings: list[str] = field(default_factory=list)
-    #: worker processes that parsed the inputs (0: this process did)
-    workers: int = 0
+    #: worker processes that parsed the inputs (0: this process did); not part of the outcome, which is the
+    #: same either way
+    workers: int = field(default=0, compare=False)
 
 
 Warn = Callable[[str], None]
@@ -451,9 +452,6 @@ def _run(unit: Unit) -> list[Event]:
     return out
 
 
-_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile's structFileHeader
-
-
 def _member_bytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     """``zf.open(info).read(MAX_RECORD_BYTES + 1)`` with the same checks (header, name, size, CRC-32).
 
@@ -466,32 +464,14 @@ def _member_bytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
             return member.read(MAX_RECORD_BYTES + 1)
     fp = zf.fp
     fp.seek(info.header_offset)
-    header = fp.read(_LOCAL_HEADER.size)
-    if len(header) != _LOCAL_HEADER.size:
-        raise zipfile.BadZipFile("Truncated file header")
-    fields = _LOCAL_HEADER.unpack(header)
-    if fields[0] != b"PK\x03\x04":
-        raise zipfile.BadZipFile("Bad magic number for file header")
-    raw_name = fp.read(fields[10])
-    name = (
-        raw_name.decode("utf-8")
-        if fields[3] & 0x800
-        else raw_name.decode(getattr(zf, "metadata_encoding", None) or "cp437")
-    )
-    if name != info.orig_filename:
-        raise zipfile.BadZipFile(f"File name in directory {info.orig_filename!r} and header {raw_name!r} differ.")
-    if fields[11]:
-        fp.seek(fields[11], 1)
+    flags, name_length, extra_length = zipread.local_header(fp.read(zipread.LOCAL_HEADER.size))
+    zipread.check_local_name(fp.read(name_length), flags, info.orig_filename)
+    if extra_length:
+        fp.seek(extra_length, 1)
     raw = fp.read(info.compress_size)
     if len(raw) != info.compress_size:
         raise EOFError("Compressed file ended before the end-of-stream marker was reached")
-    if info.compress_type == zipfile.ZIP_DEFLATED:
-        data = zlib.decompressobj(-15).decompress(raw, MAX_RECORD_BYTES + 1)
-    else:
-        data = raw[: MAX_RECORD_BYTES + 1]
-    if len(data) <= MAX_RECORD_BYTES and (len(data) != info.file_size or zlib.crc32(data) != info.CRC):
-        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
-    return data
+    return zipread.inflate(raw, info.compress_type, info.file_size, info.CRC, MAX_RECORD_BYTES)
 
 
 def _prepare_doc(doc: Any, where: str, out: list[Event]) -> bool:

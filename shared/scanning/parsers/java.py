@@ -1,7 +1,9 @@
 """Java archives (jar, war, ear and their zip-based kin): Maven coordinates of what they hold.
 
-An archive is read from memory with :mod:`zipfile` over :class:`io.BytesIO`;
-archives nested in it (``WEB-INF/lib/*.jar`` of a war, ``lib/*.jar`` and the
+An archive is read from memory with :mod:`shared.zipread`, which walks the
+central directory once and keeps only the entries read here (zipfile built an
+object for each of the tens of thousands of ``.class`` entries first: most of
+the time outside decompression); archives nested in it (``WEB-INF/lib/*.jar`` of a war, ``lib/*.jar`` and the
 modules of an ear, ``BOOT-INF/lib/*.jar`` of a Spring Boot jar, or any other
 member with an archive suffix) are read the same way, recursively.
 
@@ -57,8 +59,8 @@ in it) that the manifest describes, or identified; none when that is
 ambiguous. Well-known licence URLs become SPDX ids, other identifiers are kept
 as written.
 
-**Limits** (:class:`ArchiveLimits`): nesting depth, entries per archive (the
-central directory is read whole by zipfile), bytes per member (declared size
+**Limits** (:class:`ArchiveLimits`): nesting depth, entries per archive
+(counted, not taken from the end record), bytes per member (declared size
 checked first, then the read itself capped) and bytes decompressed in total
 from one top-level archive. Whatever goes past a limit is left out with a
 warning; so is whatever is malformed. Warning codes: ``parse-error`` (not a zip,
@@ -68,12 +70,11 @@ archive's byte budget), ``archive-too-deep`` (nesting), ``too-many-entries``.
 
 from __future__ import annotations
 
-import io
 import re
-import struct
 import zipfile
 from dataclasses import dataclass, field
 
+from shared import zipread
 from shared.domain.models import Package, ScanWarning
 
 MiB = 1024 * 1024
@@ -340,48 +341,28 @@ def bundle_licenses(header: str) -> list[str]:
 # -- the archive walk --------------------------------------------------------------------
 
 _POM_PROPERTIES = re.compile(r"(?:^|/)META-INF/maven/[^/]+/[^/]+/pom\.properties$")
-_EOCD = b"PK\x05\x06"
-_ZIP64_LOCATOR = b"PK\x06\x07"
-_ZIP64_EOCD = b"PK\x06\x06"
-_CENTRAL_HEADER = b"PK\x01\x02"
+_MANIFEST = "META-INF/MANIFEST.MF"
+_SUFFIX_BYTES = frozenset(s.encode() for s in ARCHIVE_SUFFIXES)
 
 
-def _central_directory(data: bytes) -> tuple[int, int] | None:
-    """(start, end) of the central directory, from the end records; None when they cannot be found."""
-    pos = data.rfind(_EOCD, max(0, len(data) - 22 - 0xFFFF))
-    if pos < 0 or pos + 22 > len(data):
-        return None
-    (size,) = struct.unpack_from("<I", data, pos + 12)
-    end = pos
-    # Like zipfile: a zip64 locator right before the end record means the zip64
-    # end record (right before the locator) holds the real figures.
-    if pos >= 20 and data[pos - 20 : pos - 16] == _ZIP64_LOCATOR:
-        z = pos - 20 - 56
-        if z < 0 or data[z : z + 4] != _ZIP64_EOCD:
-            return None
-        (size,) = struct.unpack_from("<Q", data, z + 40)
-        end = z
-    start = end - size
-    return (start, end) if start >= 0 else None
+def _wanted(raw: bytes) -> bool:
+    """Whether a raw entry name may be one the walk reads (the exact tests are made on the decoded name)."""
+    return (
+        raw.endswith(b"pom.properties")
+        or raw[-4:].lower() in _SUFFIX_BYTES
+        or (len(raw) == len(_MANIFEST) and raw.upper() == b"META-INF/MANIFEST.MF")
+    )
 
 
 def count_entries(data: bytes, stop_after: int) -> int | None:
-    """Entries in a zip's central directory, counted by hopping over their headers.
+    """Entries in a zip's central directory, counted by hopping over their headers (None: no readable directory).
 
-    zipfile builds an object per entry before anything else can be checked, and
-    reads as many as the directory's *size* allows whatever count it declares,
-    so the count is taken here first. Counting stops past ``stop_after``.
+    The count an end record declares is not trusted: the entries are counted. Counting stops past ``stop_after``.
     """
-    cd = _central_directory(data)
-    if cd is None:
+    try:
+        return zipread.entries(data, lambda _raw: False, stop_after)[0]
+    except zipfile.BadZipFile:
         return None
-    p, end = cd
-    n = 0
-    while p + 46 <= end and data[p : p + 4] == _CENTRAL_HEADER and n <= stop_after:
-        name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, p + 28)
-        p += 46 + name_len + extra_len + comment_len
-        n += 1
-    return n
 
 
 class _Walk:
@@ -393,64 +374,64 @@ class _Walk:
     def warn(self, code: str, where: str, what: str) -> None:
         self.out.warnings.append(ScanWarning(code=code, message=f"{where}: {what}", path=where))
 
-    def read(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, cap: int, *, prefix: bool) -> bytes | None:
+    def read(self, data: bytes, entry: zipread.Entry, where: str, cap: int, *, prefix: bool) -> bytes | None:
         """A member's bytes, at most ``cap`` of them; with ``prefix`` its first ``cap`` bytes are enough.
 
         The declared size is checked first; the read itself is capped too, since
         the declared size is only what the archive claims.
         """
-        member = f"{where}{NEST}{info.filename}"
-        if not prefix and info.file_size > cap:
-            self.warn("file-too-large", member, f"declares {info.file_size} bytes, over the {cap}-byte cap; not read")
+        member = f"{where}{NEST}{_shown(entry.name)}"
+        if not prefix and entry.size > cap:
+            self.warn("file-too-large", member, f"declares {entry.size} bytes, over the {cap}-byte cap; not read")
             return None
         budget_note = (
             f"reading it would pass the {self.limits.max_total_bytes}-byte limit on bytes decompressed "
             "from one archive; not read"
         )
-        if min(info.file_size, cap) > self.left:
+        if min(entry.size, cap) > self.left:
             self.warn("file-too-large", member, budget_note)
             return None
         limit = min(cap, self.left)
         try:
-            with zf.open(info) as fh:
-                data = fh.read(min(info.file_size, limit) if prefix else limit + 1)
-        except Exception as exc:  # zipfile raises many kinds of errors on corrupt or hostile input
-            self.left -= min(self.left, info.file_size, cap)
+            if prefix:
+                content = zipread.read(data, entry, min(entry.size, limit), whole=False)[: min(entry.size, limit)]
+            else:
+                content = zipread.read(data, entry, limit)
+        except Exception as exc:  # corrupt or hostile members raise many kinds of errors
+            self.left -= min(self.left, entry.size, cap)
             self.warn("parse-error", member, f"cannot be decompressed ({type(exc).__name__}: {exc})")
             return None
-        self.left -= min(self.left, len(data))
-        if len(data) > limit:
+        self.left -= min(self.left, len(content))
+        if len(content) > limit:
             over_cap = f"holds more than the {cap}-byte cap; not read"
-            self.warn("file-too-large", member, over_cap if len(data) > cap else budget_note)
+            self.warn("file-too-large", member, over_cap if len(content) > cap else budget_note)
             return None
-        return data
+        return content
 
     def archive(self, data: bytes, where: str, depth: int) -> None:
         lim = self.limits
-        entries = count_entries(data, lim.max_entries)
-        if entries is not None and entries > lim.max_entries:
-            self.warn("too-many-entries", where, f"has more than {lim.max_entries} entries; not read")
-            return
         try:
-            zf = zipfile.ZipFile(io.BytesIO(data))
+            count, chosen = zipread.entries(data, _wanted, lim.max_entries)
         except Exception as exc:  # BadZipFile, but also struct, value and size errors on crafted input
             self.warn("parse-error", where, f"not a readable zip archive ({type(exc).__name__}: {exc})")
             return
-        with zf:
-            self._members(zf, where, depth)
+        if count > lim.max_entries:
+            self.warn("too-many-entries", where, f"has more than {lim.max_entries} entries; not read")
+            return
+        self._members(data, chosen, where, depth)
 
-    def _members(self, zf: zipfile.ZipFile, where: str, depth: int) -> None:
+    def _members(self, data: bytes, chosen: list[zipread.Entry], where: str, depth: int) -> None:
         lim = self.limits
         own: list[Package] = []
         seen: set[tuple[str, str]] = set()
         manifest: dict[str, str] | None = None
-        nested: list[zipfile.ZipInfo] = []
-        for info in zf.infolist():
-            name = info.filename
-            if info.is_dir():
-                continue
+        nested: list[zipread.Entry] = []
+        for entry in chosen:
+            name = _shown(entry.name)
+            if name.endswith("/"):
+                continue  # a directory
             if _POM_PROPERTIES.search(name):
-                raw = self.read(zf, info, where, lim.max_metadata_bytes, prefix=False)
+                raw = self.read(data, entry, where, lim.max_metadata_bytes, prefix=False)
                 if raw is None:
                     continue
                 props = parse_properties(raw)
@@ -462,12 +443,12 @@ class _Walk:
                 if key not in seen:
                     seen.add(key)
                     own.append(_package(key[0], v, where))
-            elif name.upper() == "META-INF/MANIFEST.MF":
-                raw = self.read(zf, info, where, lim.max_metadata_bytes, prefix=True)
+            elif name.upper() == _MANIFEST:
+                raw = self.read(data, entry, where, lim.max_metadata_bytes, prefix=True)
                 if raw is not None:
                     manifest = parse_manifest(raw)
             elif name.lower().endswith(ARCHIVE_SUFFIXES):
-                nested.append(info)
+                nested.append(entry)
 
         attrs = manifest or {}
         described = [p for p in own if manifest_describes(attrs, p.name, p.version)]
@@ -480,15 +461,20 @@ class _Walk:
             described[0].licenses = bundle_licenses(attrs["bundle-license"])
         self.out.packages.extend(own)
 
-        for info in nested:
-            child = f"{where}{NEST}{info.filename}"
+        for entry in nested:
+            child = f"{where}{NEST}{_shown(entry.name)}"
             if depth + 1 > lim.max_depth:
                 self.warn("archive-too-deep", child, f"nested more than {lim.max_depth} archives deep; not opened")
                 continue
-            raw = self.read(zf, info, where, lim.max_member_bytes, prefix=False)
+            raw = self.read(data, entry, where, lim.max_member_bytes, prefix=False)
             if raw is not None:
                 self.archive(raw, child, depth + 1)
                 del raw
+
+
+def _shown(name: str) -> str:
+    """An entry's name as zipfile shows it: up to a NUL, should a crafted name hold one."""
+    return name.split("\0", 1)[0]
 
 
 def _package(name: str, version: str, where: str) -> Package:

@@ -145,6 +145,7 @@ def test_a_directory_parsed_by_workers_gives_the_same_database(tmp_path: Path, r
     serial = import_paths(tmp_path / "serial.sqlite", [corpus], jobs=1)
     parallel = import_paths(tmp_path / "parallel.sqlite", [corpus], jobs=2)
     assert recording == [False, True], "the second import used worker processes"
+    assert (serial.workers, parallel.workers) == (0, 2), "and says so"
     assert serial == parallel
     assert serial.files == 5 * importer.FILES_PER_CHUNK + 7
     assert serial.unchanged > 0 and serial.withdrawn == 1 and len(serial.warnings) == 1
