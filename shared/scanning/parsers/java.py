@@ -342,16 +342,14 @@ def bundle_licenses(header: str) -> list[str]:
 
 _POM_PROPERTIES = re.compile(r"(?:^|/)META-INF/maven/[^/]+/[^/]+/pom\.properties$")
 _MANIFEST = "META-INF/MANIFEST.MF"
-_SUFFIX_BYTES = frozenset(s.encode() for s in ARCHIVE_SUFFIXES)
+#: The last four bytes, lowercased, of the names the walk may read: archives, manifests (``t.mf``), and
+#: pom.properties (``ties``); the exact tests are made on the decoded name.
+_WANTED_TAILS = frozenset({s.encode() for s in ARCHIVE_SUFFIXES} | {b"t.mf", b"ties"})
 
 
 def _wanted(raw: bytes) -> bool:
-    """Whether a raw entry name may be one the walk reads (the exact tests are made on the decoded name)."""
-    return (
-        raw.endswith(b"pom.properties")
-        or raw[-4:].lower() in _SUFFIX_BYTES
-        or (len(raw) == len(_MANIFEST) and raw.upper() == b"META-INF/MANIFEST.MF")
-    )
+    """Whether a raw entry name may be one the walk reads (called for every entry: kept to one set lookup)."""
+    return raw[-4:].lower() in _WANTED_TAILS
 
 
 def count_entries(data: bytes, stop_after: int) -> int | None:
