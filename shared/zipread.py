@@ -103,9 +103,18 @@ def entries(data: bytes, wanted: Callable[[bytes], bool], stop_after: int) -> tu
             continue
         if 0xFFFFFFFF in (csize, size, offset):
             size, csize, offset = _zip64_values(data[name_at + nlen : name_at + nlen + xlen], size, csize, offset)
-        name = raw.decode("utf-8") if flags & _UTF8_NAME else raw.decode("cp437")
-        out.append(Entry(name, method, flags, crc, csize, size, offset + shift, raw))
+        out.append(Entry(_name(raw, flags), method, flags, crc, csize, size, offset + shift, raw))
     return n, out
+
+
+def _name(raw: bytes, flags: int) -> str:
+    """An entry's name: UTF-8 where its flags say so, else code page 437 (which decodes any bytes)."""
+    if not flags & _UTF8_NAME:
+        return raw.decode("cp437")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise zipfile.BadZipFile(f"Entry name {raw!r} is flagged UTF-8 but is not") from None
 
 
 def _zip64_values(extra: bytes, size: int, csize: int, offset: int) -> tuple[int, int, int]:
@@ -143,8 +152,7 @@ def local_header(header: bytes) -> tuple[int, int, int]:
 
 def check_local_name(raw_name: bytes, flags: int, expected: str) -> None:
     """That a local header names the member the central directory does (``flags``: the local header's)."""
-    name = raw_name.decode("utf-8") if flags & _UTF8_NAME else raw_name.decode("cp437")
-    if name != expected:
+    if _name(raw_name, flags) != expected:
         raise zipfile.BadZipFile(f"File name in directory {expected!r} and header {raw_name!r} differ.")
 
 

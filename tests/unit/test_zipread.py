@@ -149,6 +149,14 @@ def test_broken_archives_are_refused_like_zipfile_refuses_them(damage: str) -> N
         by_zipread(blob)
 
 
+def test_a_name_flagged_utf8_that_is_not_is_refused() -> None:
+    data = bytearray(build([("é.txt", b"x", 0)]))  # zipfile flags the non-ASCII name as UTF-8
+    start, _, _ = zipread.end_of_central_directory(bytes(data))
+    data[start + 46] = 0xFF  # no UTF-8 sequence starts with this byte
+    with pytest.raises(zipfile.BadZipFile, match="flagged UTF-8"):
+        zipread.entries(bytes(data), lambda _raw: True, 10)
+
+
 def test_a_directory_entry_running_past_the_directory_is_refused() -> None:
     data = bytearray(build([("a.txt", b"x", 0)]))
     start, _, _ = zipread.end_of_central_directory(bytes(data))

@@ -215,6 +215,19 @@ def test_member_that_understates_its_size_is_a_parse_error() -> None:
     assert [(w.code, w.path) for w in inv.warnings] == [("parse-error", "o.jar!lib/liar.jar")]
 
 
+def test_a_member_java_could_not_read_either_is_a_warning_and_the_rest_is_read() -> None:
+    # Java reads stored and deflated members only: a bzip2 one (zipfile can write it) is left out, named.
+    inner = J.zip_bytes([J.pom_member("com.example", "bz", "1")])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("lib/bz.jar"), inner, compress_type=zipfile.ZIP_BZIP2)
+        zf.writestr(zipfile.ZipInfo("lib/ok.jar"), J.zip_bytes([J.pom_member("com.example", "ok", "2")]))
+    inv = parse_archive(buf.getvalue(), "o.jar")
+    assert [(p.name, p.found_in) for p in inv.packages] == [("com.example:ok", "o.jar!lib/ok.jar")]
+    assert [(w.code, w.path) for w in inv.warnings] == [("parse-error", "o.jar!lib/bz.jar")]
+    assert "compression method 12" in inv.warnings[0].message
+
+
 def test_too_many_entries() -> None:
     many = J.zip_bytes([(f"c/{i}.class", b"") for i in range(12)])
     assert count_entries(many, 100) == 12
