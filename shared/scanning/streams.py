@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import queue
+import threading
 import zlib
-from typing import BinaryIO, Protocol
+from collections.abc import Callable
+from typing import BinaryIO, Protocol, cast
 
 import zstandard
 
 from shared.scanning.errors import DigestMismatch, ImageError, LimitExceeded
 
 CHUNK = 1 << 20
+#: Most bytes one inflate call of a gzip layer makes (see _Decompressor._step).
+MAX_INFLATE = 4 * CHUNK
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -115,15 +121,19 @@ class ByteBudget:
 class _Decompressor(io.RawIOBase):
     """Decompresses gzip (concatenated members too) or zstd frames, counting output against a budget."""
 
-    def __init__(self, raw: Readable, kind: str, where: str, subject: str, budget: ByteBudget | None) -> None:
+    def __init__(
+        self, raw: Readable, kind: str, where: str, subject: str, budget: ByteBudget | None, read_size: int = CHUNK
+    ) -> None:
         super().__init__()
         self._raw = raw
+        self._read_size = read_size
         self._kind = kind
         self._where = where
         self._subject = subject
         self._budget = budget
         self._buf = b""
         self._pos = 0
+        self._pending = b""  # input read but not yet inflated
         self._eof = False
         self._in_member = False
         self._obj: zlib._Decompress | zstandard.ZstdDecompressionObj = self._new()
@@ -138,14 +148,16 @@ class _Decompressor(io.RawIOBase):
 
     def _fill(self) -> None:
         while not self._buf and not self._eof:
-            chunk = self._raw.read(CHUNK)
-            if not chunk:
-                self._eof = True
-                if self._in_member:
-                    raise ImageError(self._subject, f"{self._where}: {self._kind} stream is truncated")
-                return
+            if not self._pending:
+                chunk = self._raw.read(self._read_size)
+                if not chunk:
+                    self._eof = True
+                    if self._in_member:
+                        raise ImageError(self._subject, f"{self._where}: {self._kind} stream is truncated")
+                    return
+                self._pending = chunk
             try:
-                self._buf = self._feed(chunk)
+                self._buf = self._step()
             except zlib.error as exc:
                 raise ImageError(self._subject, f"{self._where}: corrupt gzip data ({exc})") from None
             except zstandard.ZstdError as exc:
@@ -153,18 +165,27 @@ class _Decompressor(io.RawIOBase):
             if self._budget is not None and self._buf:
                 self._budget.spend(len(self._buf), self._where)
 
-    def _feed(self, data: bytes) -> bytes:
-        out = []
-        while data:
-            self._in_member = True
-            out.append(self._obj.decompress(data))
-            if self._obj.eof:
-                data = self._obj.unused_data
-                self._obj = self._new()
-                self._in_member = False
-            else:
-                data = b""
-        return b"".join(out)
+    def _step(self) -> bytes:
+        """Inflate some of the pending input: for gzip at most MAX_INFLATE bytes of output, whatever the input
+        (a megabyte of deflated zeros is a gigabyte of output: a bomb is stopped by the budget before it is
+        held); zstd's binding has no such bound, so its output is what the pending input gives."""
+        data = self._pending
+        self._in_member = True
+        obj = self._obj
+        if self._kind == "gzip":
+            z = cast("zlib._Decompress", obj)
+            out = z.decompress(data, MAX_INFLATE)
+            rest = z.unconsumed_tail
+        else:
+            out = obj.decompress(data)
+            rest = b""
+        if obj.eof:
+            self._pending = obj.unused_data  # the next gzip member or zstd frame, if the stream has one
+            self._obj = self._new()
+            self._in_member = False
+        else:
+            self._pending = rest
+        return out
 
     def readinto(self, b: memoryview) -> int:  # type: ignore[override]
         if self._pos >= len(self._buf):
@@ -177,16 +198,35 @@ class _Decompressor(io.RawIOBase):
         self._pos += n
         return n
 
+    def block(self) -> bytes:
+        """The next piece of output, as one read of the input inflated to (no copy); b"" at the end."""
+        if self._pos >= len(self._buf):
+            self._buf = b""
+            self._fill()
+            out = self._buf
+        else:
+            out = self._buf[self._pos :]
+        self._buf, self._pos = b"", 0
+        return out
+
 
 class _Counting(io.RawIOBase):
-    def __init__(self, raw: Readable, where: str, budget: ByteBudget | None) -> None:
+    def __init__(self, raw: Readable, where: str, budget: ByteBudget | None, read_size: int = CHUNK) -> None:
         super().__init__()
         self._raw = raw
         self._where = where
         self._budget = budget
+        self._read_size = read_size
 
     def readable(self) -> bool:
         return True
+
+    def block(self) -> bytes:
+        """The next piece of the stream; b"" at the end."""
+        data = self._raw.read(self._read_size)
+        if self._budget is not None and data:
+            self._budget.spend(len(data), self._where)
+        return data
 
     def readinto(self, b: memoryview) -> int:  # type: ignore[override]
         data = self._raw.read(len(b))
@@ -242,11 +282,105 @@ def decompressed(raw: Readable, where: str, subject: str, budget: ByteBudget | N
     mislabelled layer is still read correctly, and a hostile one cannot choose
     which reader we use.
     """
+    return io.BufferedReader(_uncompressed(raw, where, subject, budget), buffer_size=CHUNK)
+
+
+def _uncompressed(
+    raw: Readable, where: str, subject: str, budget: ByteBudget | None, read_size: int = CHUNK
+) -> _Decompressor | _Counting:
     peek = _Peek(raw)
     kind = sniff_compression(peek.peek(4))
-    inner: io.RawIOBase
     if kind == "none":
-        inner = _Counting(peek, where, budget)
-    else:
-        inner = _Decompressor(peek, kind, where, subject, budget)
-    return io.BufferedReader(inner, buffer_size=CHUNK)
+        return _Counting(peek, where, budget, read_size)
+    return _Decompressor(peek, kind, where, subject, budget, read_size)
+
+
+#: Compressed bytes a read-ahead thread reads at a time: one inflate call each, long enough that the time the
+#: thread then waits for the GIL (up to the interpreter's switch interval, 5 ms) is small beside it.
+READ_AHEAD_BYTES = 4 * CHUNK
+
+
+def decompressed_ahead(raw: Readable, where: str, subject: str, budget: ByteBudget | None = None) -> ReadAhead:
+    """What ``decompressed`` reads, read and inflated ahead on a thread of its own (see ReadAhead); wrap it in an
+    ``io.BufferedReader`` to read it in small pieces, and close it when done."""
+    return ReadAhead(_uncompressed(raw, where, subject, budget, READ_AHEAD_BYTES).block)
+
+
+def cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class ReadAhead(io.RawIOBase):
+    """Reads a stream on a thread of its own, a few chunks ahead of the consumer.
+
+    Reading a layer blob, hashing it and inflating it release the GIL (file and socket reads, hashlib on large
+    buffers, zlib and zstd); walking the tar and analysing files hold it. With this reader the first kind runs
+    on a second core while the consumer does the second, instead of the two taking turns. What the inner stream
+    raises (a corrupt stream, a digest mismatch at its end, a byte budget spent) is raised to the consumer at
+    the point of the stream where it happened, after every byte before it. ``close`` stops the thread, whether
+    or not the stream was read to its end. ``blocks`` gives the stream's successive pieces, b"" at its end.
+    Memory: at most ``depth`` pieces waiting, one being read and one being made.
+    """
+
+    _EOF = object()
+
+    def __init__(self, blocks: Callable[[], bytes], *, depth: int = 2) -> None:
+        super().__init__()
+        self._blocks = blocks
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._buf = b""
+        self._pos = 0
+        self._over = False
+        self._thread = threading.Thread(target=self._produce, name="hullwatch-layer-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        try:
+            while True:
+                data = self._blocks()
+                if not self._put(data or self._EOF) or not data:
+                    return  # closed by the consumer, or the end of the stream handed over
+        except BaseException as exc:  # handed to the consumer, raised where it reads up to here
+            self._put(exc)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        if self._pos >= len(self._buf):
+            if self._over:
+                return 0
+            item = self._queue.get()
+            if item is self._EOF:
+                self._over = True
+                return 0
+            if isinstance(item, BaseException):
+                self._over = True
+                raise item
+            assert isinstance(item, bytes)
+            self._buf, self._pos = item, 0
+        n = min(len(b), len(self._buf) - self._pos)
+        b[:n] = memoryview(self._buf)[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join()
+            self._buf = b""
+        super().close()

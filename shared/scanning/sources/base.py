@@ -8,14 +8,16 @@ the blob's digest as it streams and caps decompressed bytes.
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from shared.domain.models import ImageInfo, ScanWarning
 from shared.scanning.layers import Entry, iter_tar
 from shared.scanning.manifest import Platform
-from shared.scanning.streams import ByteBudget, DigestReader, Readable, decompressed
+from shared.scanning.streams import CHUNK, ByteBudget, DigestReader, Readable, cores, decompressed, decompressed_ahead
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class ImageSource(ABC):
         """The image(s) to scan. Raises ImageError when nothing can be resolved."""
 
 
+#: Layer blobs are read ahead on a thread of their own where there is more than one core (see ReadAhead).
+READ_AHEAD = True
+
+
 def blob_entries(
     raw: Readable,
     layer: LayerRef,
@@ -74,10 +80,20 @@ def blob_entries(
     when this raises (the scanner turns the error into a failed scan).
     """
     checked = DigestReader(raw, layer.digest, subject=f"{subject}: {layer.label}", size=layer.size)
-    stream = decompressed(checked, layer.label, subject, budget)
-    yield from iter_tar(stream, layer.label, subject)
-    # tar's end-of-archive blocks may leave padding unread: drain it so the
-    # decompressor and the digest both see every byte.
-    while stream.read(1 << 20):
-        pass
+    ahead = None
+    if READ_AHEAD and cores() > 1:
+        # reading, hashing and inflating the blob on a second core while this one walks the tar
+        ahead = decompressed_ahead(checked, layer.label, subject, budget)
+        stream: BinaryIO = io.BufferedReader(ahead, buffer_size=CHUNK)
+    else:
+        stream = decompressed(checked, layer.label, subject, budget)
+    try:
+        yield from iter_tar(stream, layer.label, subject)
+        # tar's end-of-archive blocks may leave padding unread: drain it so the
+        # decompressor and the digest both see every byte.
+        while stream.read(1 << 20):
+            pass
+    finally:
+        if ahead is not None:
+            ahead.close()
     checked.drain()

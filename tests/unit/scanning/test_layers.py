@@ -10,9 +10,18 @@ import pytest
 from shared.domain.models import ScanResult
 from shared.scanning.errors import ImageError, LimitExceeded
 from shared.scanning.scanner import ScanRequest, scan
+from shared.scanning.sources import base as source_base
 from shared.scanning.sources.base import ScanOptions
 from shared.scanning.streams import ByteBudget, decompressed
 from tests.support import images as I
+
+
+@pytest.fixture(autouse=True, params=["read-ahead", "in-line"])
+def layer_reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs with layers read ahead on a thread of their own and read in line: same outcomes."""
+    monkeypatch.setattr(source_base, "READ_AHEAD", request.param == "read-ahead")
+    monkeypatch.setattr(source_base, "cores", lambda: 2)
+
 
 OS_RELEASE = I.file("etc/os-release", 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')
 
