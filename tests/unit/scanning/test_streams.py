@@ -119,4 +119,4 @@ def test_a_gzip_bomb_is_stopped_by_the_budget_without_being_held() -> None:
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 4 * MAX_INFLATE, f"peak {peak / MiB:.0f} MiB: output is inflated a bounded step at a time"
+    assert peak < 8 * MAX_INFLATE, f"peak {peak / MiB:.0f} MiB: output is inflated a bounded step at a time"
