@@ -787,8 +787,8 @@ def reading(results: list[Result], base_kb: int, reps: int) -> str:
         f"Scan/floor is {ratios}: {verdict} the {RATIO_TARGET}x target "
         f"(medians of {reps} interleaved runs in one process, page cache warm). The scan reads each layer "
         "blob, verifies its digest and inflates it on a thread of its own, a few megabytes ahead of the tar "
-        "walk and the analyzers (reading, hashing and inflating release the GIL), so on this machine's cores it overlaps "
-        "work the floor does in line; in CPU time, which counts every thread, the scan costs "
+        "walk and the analyzers (reading, hashing and inflating release the GIL), so on this machine's cores it "
+        "overlaps work the floor does in line; in CPU time, which counts every thread, the scan costs "
         + ", ".join(f"{r.cpu_ratio:.2f}x the floor ({r.label})" for r in results)
         + "."
     )
