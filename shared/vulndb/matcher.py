@@ -46,8 +46,10 @@ from functools import lru_cache
 from operator import attrgetter, itemgetter
 from typing import Any
 
+from shared.domain import unvalidated
 from shared.domain.findings import EPSSScore, Finding, KEVEntry
 from shared.domain.models import OSInfo, Package
+from shared.domain.unvalidated import assemble
 from shared.vulndb import db, risk
 from shared.vulndb.names import ecosystem_base, normalise
 from shared.vulndb.versions import KEY_ENCODING, InvalidVersion, UnsupportedEcosystem, clear_caches, key_function
@@ -633,25 +635,6 @@ class _Outcome:
 
 _NOTHING = _Outcome((), ())
 
-_new_finding = Finding.__new__
-
-
-def _slot_setter(name: str) -> Any:
-    """The setter of the attribute ``name`` of a Finding, as object.__setattr__ would find it (the descriptor of
-    the class in the MRO that defines it). Calling it directly skips that lookup: a third of the cost of the four
-    attributes every finding of a warm match gets."""
-    for cls in Finding.__mro__:
-        descriptor = cls.__dict__.get(name)
-        if descriptor is not None:
-            return descriptor.__set__
-    raise AttributeError(name)
-
-
-_set_dict = _slot_setter("__dict__")
-_set_fields_set = _slot_setter("__pydantic_fields_set__")
-_set_extra = _slot_setter("__pydantic_extra__")
-_set_private = _slot_setter("__pydantic_private__")
-
 
 def _copy(prepared: _Prepared, package: dict[str, Any]) -> Finding:
     """A finding with a prepared finding's fields and a package's fields, made without validating again.
@@ -659,18 +642,13 @@ def _copy(prepared: _Prepared, package: dict[str, Any]) -> Finding:
     The advisory side was validated (or checked to be exactly typed) when the finding was prepared, the package
     side in the Package model. Pydantic's model_copy would make the same through generic copies of the field dict,
     the set of set fields and the extras, at about twice the cost, which would be most of a warm match's time;
-    this sets the four attributes of a pydantic model instance directly. Each finding gets a field dict of its
-    own; the values in it, and the set of set fields, are shared (see _Prepared). (_match inlines the same steps
-    for its loop.)
+    this sets the four attributes of a pydantic model instance directly (shared.domain.unvalidated). Each finding
+    gets a field dict of its own; the values in it, and the set of set fields, are shared (see _Prepared). (_match
+    inlines the same steps for its loop.)
     """
     fields = prepared.fields.copy()
     fields.update(package)
-    finding = _new_finding(Finding)
-    _set_dict(finding, fields)
-    _set_fields_set(finding, prepared.fields_set)
-    _set_extra(finding, None)
-    _set_private(finding, None)
-    return finding
+    return assemble(Finding, fields, prepared.fields_set)
 
 
 # What a package's route (Matcher._route) depends on, read in one call.
@@ -1027,11 +1005,11 @@ class Matcher:
         warnings: list[str] = []
         done: set[int] = set()
         new, set_dict, set_fields_set, set_extra, set_private = (
-            _new_finding,
-            _set_dict,
-            _set_fields_set,
-            _set_extra,
-            _set_private,
+            Finding.__new__,
+            unvalidated.set_dict,
+            unvalidated.set_fields_set,
+            unvalidated.set_extra,
+            unvalidated.set_private,
         )
         for p, mkey, _, _ in plans:
             outcome = known[mkey]
@@ -1256,7 +1234,7 @@ class Matcher:
                 kev = got.get(cve, (None, None))[0]
                 if type(score) is float and type(pct) is float:
                     # (the usual values, REAL columns: validation would return them as they are)
-                    epss = risk.unvalidated(EPSSScore, {"score": score, "percentile": pct})
+                    epss = unvalidated.unvalidated(EPSSScore, {"score": score, "percentile": pct})
                 else:
                     epss = EPSSScore(score=score, percentile=pct)
                 got[cve] = (kev, epss)

@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 import cvss
 from cvss import CVSS3, CVSS4
 from cvss.exceptions import CVSSError
-from pydantic import BaseModel
 
 from shared.domain.findings import CVSSScore, Severity
+from shared.domain.unvalidated import unvalidated
 
 #: What made the base scores a database stores (see scores_of): this module's scoring (the number: bump it when
 #: base_score changes what it gives) and the cvss library's version. A database names it beside the scores, and
@@ -37,40 +37,6 @@ from shared.domain.findings import CVSSScore, Severity
 SCORES_VERSION: str | None = (
     f"1/cvss {cvss.__version__}" if isinstance(getattr(cvss, "__version__", None), str) else None
 )
-
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
-def _slot_setter(name: str) -> Any:
-    """The setter of a pydantic model's attribute ``name``, as object.__setattr__ finds it (on BaseModel)."""
-    for cls in BaseModel.__mro__:
-        descriptor = cls.__dict__.get(name)
-        if descriptor is not None:
-            return descriptor.__set__
-    raise AttributeError(name)
-
-
-_set_dict = _slot_setter("__dict__")
-_set_fields_set = _slot_setter("__pydantic_fields_set__")
-_set_extra = _slot_setter("__pydantic_extra__")
-_set_private = _slot_setter("__pydantic_private__")
-
-
-def unvalidated(cls: type[_M], values: dict[str, Any]) -> _M:
-    """A model with these field values (in the model's field order, each of exactly its field's type), every one
-    of them set, made without validating them.
-
-    For small models made by the thousand from values whose types are known (floats the database returns, the
-    strings of a stored score): validating would give an equal model, at about twice the cost. The caller checks
-    the types; anything else goes through the model's own validation.
-    """
-    model = object.__new__(cls)
-    _set_dict(model, values)
-    _set_fields_set(model, set(values))
-    _set_extra(model, None)
-    _set_private(model, None)
-    return model
 
 
 @dataclass(frozen=True)

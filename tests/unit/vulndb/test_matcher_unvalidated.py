@@ -1,6 +1,6 @@
 """Models the matcher builds without validation equal validated ones, and the shortcuts of loading agree.
 
-- ``risk.unvalidated`` models (CVSS scores, EPSS scores) equal the models validation makes of the same
+- ``shared.domain.unvalidated`` models (CVSS scores, EPSS scores) equal the models validation makes of the same
   values: same field values and order, same set fields, still frozen. Values of any other type still go
   through validation, and are refused where validation refuses them.
 - ``risk.priorities`` is ``risk.priority`` without and with a fix.
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from shared.domain.findings import CVSSScore, EPSSScore, Severity
 from shared.domain.models import Package
+from shared.domain.unvalidated import unvalidated
 from shared.vulndb import db, risk
 from shared.vulndb import matcher as m
 from shared.vulndb.importer import import_paths
@@ -31,16 +32,16 @@ VECTOR = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
 
 
 def test_unvalidated_models_equal_validated_ones() -> None:
-    made = risk.unvalidated(CVSSScore, {"version": "3.1", "vector": VECTOR, "base_score": 9.8, "source": "GHSA-x"})
+    made = unvalidated(CVSSScore, {"version": "3.1", "vector": VECTOR, "base_score": 9.8, "source": "GHSA-x"})
     validated = CVSSScore(version="3.1", vector=VECTOR, base_score=9.8, source="GHSA-x")
     assert made == validated
     assert made.model_dump_json() == validated.model_dump_json()
     assert list(made.__dict__) == list(CVSSScore.model_fields)
     assert made.model_fields_set == validated.model_fields_set
-    assert made.model_fields_set is not risk.unvalidated(CVSSScore, dict(made.__dict__)).model_fields_set
+    assert made.model_fields_set is not unvalidated(CVSSScore, dict(made.__dict__)).model_fields_set
     with pytest.raises(ValidationError):
         made.base_score = 1.0  # type: ignore[misc]  # frozen, as validated models are
-    epss = risk.unvalidated(EPSSScore, {"score": 0.25, "percentile": 0.5})
+    epss = unvalidated(EPSSScore, {"score": 0.25, "percentile": 0.5})
     assert epss == EPSSScore(score=0.25, percentile=0.5)
     assert epss.model_fields_set == {"score", "percentile"}
     assert hash(epss) == hash(EPSSScore(score=0.25, percentile=0.5))
