@@ -199,38 +199,46 @@ def _refresh_derived(conn: sqlite3.Connection) -> None:
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     keys = str(KEY_ENCODING)
     if meta.get(db.META_SORT_KEYS) != keys:
-        sql = "SELECT rowid, ecosystem, ranges, interval FROM affected WHERE rowid > ? ORDER BY rowid LIMIT ?"
-        last = 0
-        while rows := conn.execute(sql, (last, _REFRESH_CHUNK)).fetchall():
-            last = rows[-1][0]
-            updates = []
-            for rowid, eco, ranges, old in rows:
-                try:
-                    new = _interval(eco, json.loads(ranges))
-                except (ValueError, TypeError, IndexError):  # not ranges this importer writes: left to the matcher
-                    new = None
-                if new != old:
-                    updates.append((new, rowid))
-            conn.executemany("UPDATE affected SET interval = ? WHERE rowid = ?", updates)
+        _recompute(conn, "affected", "interval", "ecosystem, ranges", _interval_of_text)
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (db.META_SORT_KEYS, keys))
     if meta.get(db.META_CVSS) != risk.SCORES_VERSION:
-        sql = "SELECT rowid, severity, withdrawn, cvss FROM advisories WHERE rowid > ? ORDER BY rowid LIMIT ?"
-        last = 0
-        while rows := conn.execute(sql, (last, _REFRESH_CHUNK)).fetchall():
-            last = rows[-1][0]
-            updates = []
-            for rowid, severity, withdrawn, old in rows:
-                try:
-                    new = None if withdrawn else _scores(json.loads(severity))
-                except (ValueError, TypeError, AttributeError):  # not a severity list this importer writes
-                    new = None
-                if new != old:
-                    updates.append((new, rowid))
-            conn.executemany("UPDATE advisories SET cvss = ? WHERE rowid = ?", updates)
+        _recompute(conn, "advisories", "cvss", "severity, withdrawn", _scores_of_text)
         if risk.SCORES_VERSION is None:
             conn.execute("DELETE FROM meta WHERE key = ?", (db.META_CVSS,))
         else:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (db.META_CVSS, risk.SCORES_VERSION))
+
+
+def _recompute(conn: sqlite3.Connection, table: str, column: str, inputs: str, compute: Callable[..., Any]) -> None:
+    """Set ``column`` of every row of ``table`` to ``compute(*inputs)`` where that differs, a chunk of rows at a
+    time. (Only this module's constant names are interpolated.)"""
+    sql = f"SELECT rowid, {inputs}, {column} FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?"  # noqa: S608
+    update = f"UPDATE {table} SET {column} = ? WHERE rowid = ?"  # noqa: S608
+    last = 0
+    while rows := conn.execute(sql, (last, _REFRESH_CHUNK)).fetchall():
+        last = rows[-1][0]
+        updates = []
+        for row in rows:
+            new = compute(*row[1:-1])
+            if new != row[-1]:
+                updates.append((new, row[0]))
+        conn.executemany(update, updates)
+
+
+def _interval_of_text(eco: str, ranges: str) -> str | None:
+    try:
+        return _interval(eco, json.loads(ranges))
+    except (ValueError, TypeError, IndexError):  # not ranges this importer writes: left to the matcher
+        return None
+
+
+def _scores_of_text(severity: str, withdrawn: str | None) -> str | None:
+    if withdrawn:
+        return None  # a withdrawn advisory is never matched
+    try:
+        return _scores(json.loads(severity))
+    except (ValueError, TypeError, AttributeError):  # not a severity list this importer writes
+        return None
 
 
 def _interval(eco: str, ranges: list[Any]) -> str | None:
