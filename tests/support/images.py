@@ -15,6 +15,7 @@ import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
@@ -272,3 +273,21 @@ def _decompress(blob: bytes) -> bytes:
     if blob[:4] == b"\x28\xb5\x2f\xfd":
         return zstandard.ZstdDecompressor().decompressobj().decompress(blob)
     return blob
+
+
+def counting_handle(tmp: Path, name: str, layers: list[Layer], read: list[str]) -> Any:
+    """An ImageHandle of an OCI layout of ``layers`` (written under ``tmp/name``) that appends the diff id of
+    every layer it reads to ``read``: what a test of layer caching counts."""
+    from shared.scanning.scanner import ScanRequest, open_source
+    from shared.scanning.sources.base import ScanOptions
+
+    layout = write_oci_layout(tmp / name, image(layers))
+    (h,) = open_source(ScanRequest(f"oci:{layout}")).resolve(ScanOptions())
+    original = h.layer_entries
+
+    def counting(layer: Any, budget: Any) -> Any:
+        read.append(layer.diff_id or "")
+        return original(layer, budget)
+
+    h.layer_entries = counting
+    return h

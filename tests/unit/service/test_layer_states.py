@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from shared.scanning.scanner import ScanRequest, open_source, scan_handle
-from shared.scanning.sources.base import ImageHandle, LayerRef, ScanOptions
-from shared.scanning.streams import ByteBudget
+from shared.scanning.scanner import scan_handle
+from shared.scanning.sources.base import ScanOptions
 from shared.service.scan import BlobLayerStates
 from shared.stores.blobs import LocalBlobStore
 from shared.stores.sqlite import SQLiteStore
@@ -30,19 +27,6 @@ def now() -> datetime:
     return datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def handle_for(tmp: Path, name: str, layers: list[I.Layer], read: list[str]) -> ImageHandle:
-    layout = I.write_oci_layout(tmp / name, I.image(layers))
-    (h,) = open_source(ScanRequest(f"oci:{layout}")).resolve(ScanOptions())
-    original = h.layer_entries
-
-    def counting(layer: LayerRef, budget: ByteBudget) -> Iterator[Any]:
-        read.append(layer.diff_id or "")
-        return original(layer, budget)
-
-    h.layer_entries = counting  # type: ignore[method-assign]
-    return h
-
-
 def test_states_written_in_the_background_serve_the_next_image(tmp_path: Path) -> None:
     base = I.layer([OS, status("libc6", "bash")])
     mid = I.layer([status("libc6", "bash", "curl")])
@@ -50,7 +34,7 @@ def test_states_written_in_the_background_serve_the_next_image(tmp_path: Path) -
     blobs = LocalBlobStore(tmp_path / "blobs")
     try:
         states = BlobLayerStates(store, blobs, now)
-        scan_handle(handle_for(tmp_path, "a", [base, mid, I.layer([I.file("a", "a")])], []), ScanOptions(),
+        scan_handle(I.counting_handle(tmp_path, "a", [base, mid, I.layer([I.file("a", "a")])], []), ScanOptions(),
                     layer_cache=states)  # fmt: skip
         states.close()
         assert len(list((tmp_path / "blobs" / "layerstates").rglob("*.json.z"))) == 3
@@ -58,7 +42,7 @@ def test_states_written_in_the_background_serve_the_next_image(tmp_path: Path) -
         read: list[str] = []
         top = I.layer([status("libc6", "bash", "curl", "git")])
         fresh = BlobLayerStates(store, blobs, now)  # another worker: only the stores are shared
-        r = scan_handle(handle_for(tmp_path, "b", [base, mid, top], read), ScanOptions(), layer_cache=fresh)
+        r = scan_handle(I.counting_handle(tmp_path, "b", [base, mid, top], read), ScanOptions(), layer_cache=fresh)
         fresh.close()
         assert read == [top.diff_id], "the base and middle layers come from the stored state"
         assert [(p.name, p.layer_index) for p in r.packages] == [("bash", 0), ("curl", 1), ("git", 2), ("libc6", 0)]
@@ -77,7 +61,7 @@ def test_a_failed_write_is_logged_and_leaves_no_entry(tmp_path: Path, caplog: py
     try:
         states = BlobLayerStates(store, FailingBlobs(tmp_path / "blobs"), now)
         with caplog.at_level(logging.WARNING):
-            r = scan_handle(handle_for(tmp_path, "a", [base], []), ScanOptions(), layer_cache=states)
+            r = scan_handle(I.counting_handle(tmp_path, "a", [base], []), ScanOptions(), layer_cache=states)
             states.close()  # does not raise: the scan's result stands
         assert [p.name for p in r.packages] == ["libc6"]
         assert "layer state not cached: OSError: disk full" in caplog.text
@@ -85,7 +69,7 @@ def test_a_failed_write_is_logged_and_leaves_no_entry(tmp_path: Path, caplog: py
         # no entry without its state: the next scan looks it up and reads the layer again
         read: list[str] = []
         again = BlobLayerStates(store, LocalBlobStore(tmp_path / "blobs"), now)
-        scan_handle(handle_for(tmp_path, "b", [base], read), ScanOptions(), layer_cache=again)
+        scan_handle(I.counting_handle(tmp_path, "b", [base], read), ScanOptions(), layer_cache=again)
         again.close()
         assert read == [base.diff_id]
     finally:
