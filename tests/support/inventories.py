@@ -7,7 +7,10 @@ pushed as ``registry.example/team/app<n>:1``) with a few Alpine packages;
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from shared.domain.models import ImageInfo, OSInfo, Package, ScanResult, ToolInfo
 from shared.stores.models import AlertRecord
@@ -97,3 +100,32 @@ class NoRegistry:
 
     def credentials(self, registry: str, repository: str) -> None:
         raise AssertionError("this test must not ask for registry credentials")
+
+
+#: Package type of each ecosystem the matcher tests use (others are taken for Debian's).
+_TYPES = {"PyPI": "python", "npm": "npm", "Go": "golang"}
+
+
+def package(name: str, version: str, ecosystem: str, **extra: Any) -> Package:
+    """A package of ``ecosystem`` as an inventory holds it, found in "manifest" unless ``found_in`` says where."""
+    ptype = _TYPES.get(ecosystem, "dpkg")
+    return Package(
+        type=ptype,
+        name=name,
+        version=version,
+        ecosystem=ecosystem,
+        purl=f"pkg:{ptype}/{name}@{version}",
+        found_in=extra.pop("found_in", "manifest"),
+        **extra,
+    )
+
+
+def osv_database(folder: Path, records: list[dict[str, Any]]) -> Path:
+    """A vulnerability database under ``folder`` made by the real importer from these OSV records."""
+    from shared.vulndb.importer import import_paths
+
+    f = folder / "recs.json"
+    f.write_text(json.dumps(records))
+    p = folder / "v.sqlite"
+    import_paths(p, [f])
+    return p

@@ -27,9 +27,9 @@ from shared.domain.findings import Finding
 from shared.domain.models import OSInfo, Package
 from shared.vulndb import db, risk
 from shared.vulndb import matcher as m
-from shared.vulndb.importer import import_paths
 from shared.vulndb.matcher import Matcher
 from shared.vulndb.versions import InvalidVersion, UnsupportedEcosystem
+from tests.support.inventories import osv_database, package
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -184,24 +184,7 @@ RECORDS = [
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    f = tmp_path / "recs.json"
-    f.write_text(json.dumps(RECORDS))
-    p = tmp_path / "v.sqlite"
-    import_paths(p, [f])
-    return p
-
-
-def pkg(name: str, version: str, ecosystem: str, **extra: Any) -> Package:
-    ptype = {"PyPI": "python", "npm": "npm"}.get(ecosystem, "dpkg")
-    return Package(
-        type=ptype,
-        name=name,
-        version=version,
-        ecosystem=ecosystem,
-        purl=f"pkg:{ptype}/{name}@{version}",
-        found_in=extra.pop("found_in", "manifest"),
-        **extra,
-    )
+    return osv_database(tmp_path, RECORDS)
 
 
 DEBIAN = OSInfo(family="debian", version_id="12")
@@ -209,13 +192,13 @@ DEBIAN = OSInfo(family="debian", version_id="12")
 
 def inventory() -> list[Package]:
     return [
-        pkg("demo", "1.5", "PyPI"),
-        pkg("demo", "1.5", "PyPI", found_in="other/lock"),  # the same version again: one evaluation, two findings
-        pkg("demo-js", "1.2.0", "npm"),
-        pkg("demo-js", "not-semver", "npm"),  # warned about
-        pkg("libsrc1", "1.1-1", "Debian:12", source_name="libsrc"),
-        pkg("libsrc-dev", "1.1-1", "Debian:12", source_name="libsrc", found_in="var/lib/dpkg/status.d/dev"),
-        pkg("clean", "1.0", "PyPI"),
+        package("demo", "1.5", "PyPI"),
+        package("demo", "1.5", "PyPI", found_in="other/lock"),  # the same version again: one evaluation, two findings
+        package("demo-js", "1.2.0", "npm"),
+        package("demo-js", "not-semver", "npm"),  # warned about
+        package("libsrc1", "1.1-1", "Debian:12", source_name="libsrc"),
+        package("libsrc-dev", "1.1-1", "Debian:12", source_name="libsrc", found_in="var/lib/dpkg/status.d/dev"),
+        package("clean", "1.0", "PyPI"),
     ]
 
 
@@ -351,7 +334,9 @@ def test_each_package_keeps_its_own_fields_and_warnings(path: Path) -> None:
     (warning,) = matcher.match([moved], DEBIAN).warnings
     assert warning.startswith("demo-js not-semver (elsewhere): ")
     # binaries of one source package share the evaluation of its version, and each is named in its warning
-    binaries = [pkg(name, "1.0", "Debian:12", source_name="libsrc", source_version="1.0 bad") for name in ("a", "b")]
+    binaries = [
+        package(name, "1.0", "Debian:12", source_name="libsrc", source_version="1.0 bad") for name in ("a", "b")
+    ]
     for _ in range(2):
         assert [w.split(":")[0] for w in matcher.match(binaries, DEBIAN).warnings] == [
             "a 1.0 bad (manifest)",
@@ -361,9 +346,9 @@ def test_each_package_keeps_its_own_fields_and_warnings(path: Path) -> None:
 
 def test_explicitly_listed_versions_are_affected(path: Path) -> None:
     matcher = Matcher(db.open_readonly(path))
-    (f,) = matcher.match([pkg("libsrc1", "1.2-2+b9", "Debian:12", source_name="libsrc")], DEBIAN).findings
+    (f,) = matcher.match([package("libsrc1", "1.2-2+b9", "Debian:12", source_name="libsrc")], DEBIAN).findings
     assert (f.id, f.fixed_versions) == ("DEBIAN-CVE-2024-2002", ("1.2-3",))
-    assert matcher.match([pkg("libsrc1", "1.2-3", "Debian:12", source_name="libsrc")], DEBIAN).findings == []
+    assert matcher.match([package("libsrc1", "1.2-3", "Debian:12", source_name="libsrc")], DEBIAN).findings == []
 
 
 def test_forgetting_versions_changes_nothing_but_the_time(path: Path) -> None:
@@ -382,7 +367,7 @@ def test_calls_in_any_order_give_what_a_fresh_matcher_gives(path: Path) -> None:
 
 
 def test_one_package_object_twice_gives_its_findings_once(path: Path) -> None:
-    p = pkg("demo", "1.5", "PyPI")
+    p = package("demo", "1.5", "PyPI")
     matcher = Matcher(db.open_readonly(path))
     assert len(matcher.match([p, p]).findings) == 1
 
@@ -393,7 +378,7 @@ def test_values_of_unexpected_types_are_still_validated(path: Path) -> None:
     conn.commit()
     conn.close()
     with pytest.raises(ValidationError):
-        Matcher(db.open_readonly(path)).match([pkg("libsrc1", "1.1-1", "Debian:12", source_name="libsrc")], DEBIAN)
+        Matcher(db.open_readonly(path)).match([package("libsrc1", "1.1-1", "Debian:12", source_name="libsrc")], DEBIAN)
 
 
 # --- CVSS ---------------------------------------------------------------------------

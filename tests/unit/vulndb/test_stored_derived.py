@@ -28,6 +28,7 @@ from shared.vulndb.importer import import_paths
 from shared.vulndb.matcher import Matcher
 from shared.vulndb.service import db_info
 from shared.vulndb.versions import KEY_ENCODING
+from tests.support.inventories import osv_database, package
 from tests.unit.vulndb.test_matcher_memo import ECOSYSTEMS, RANGES, _json
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,25 +106,12 @@ RECORDS = [
 DEBIAN = OSInfo(family="debian", version_id="12")
 
 
-def pkg(name: str, version: str, ecosystem: str, **extra: Any) -> Package:
-    ptype = {"PyPI": "python", "npm": "npm", "Go": "golang"}.get(ecosystem, "dpkg")
-    return Package(
-        type=ptype,
-        name=name,
-        version=version,
-        ecosystem=ecosystem,
-        purl=f"pkg:{ptype}/{name}@{version}",
-        found_in="manifest",
-        **extra,
-    )
-
-
 def inventory() -> list[Package]:
-    out = [pkg("demo", v, "PyPI") for v in ("0.5", "1.0", "1.5", "1.9", "2.0", "2.5")]
-    out += [pkg("demo-js", v, "npm") for v in ("0.9.0", "1.0.0", "1.3.0", "1.4.0", "1.4.1", "v1.2.0")]
-    out += [pkg("example.com/mod", v, "Go") for v in ("v1.0.0", "v1.1.0", "v2.0.1", "v2.0.5", "v2.2.0")]
+    out = [package("demo", v, "PyPI") for v in ("0.5", "1.0", "1.5", "1.9", "2.0", "2.5")]
+    out += [package("demo-js", v, "npm") for v in ("0.9.0", "1.0.0", "1.3.0", "1.4.0", "1.4.1", "v1.2.0")]
+    out += [package("example.com/mod", v, "Go") for v in ("v1.0.0", "v1.1.0", "v2.0.1", "v2.0.5", "v2.2.0")]
     out += [
-        pkg(f"libsrc-{v}", v, "Debian:12", source_name="libsrc", source_version=v)
+        package(f"libsrc-{v}", v, "Debian:12", source_name="libsrc", source_version=v)
         for v in ("1.1-1", "1.2-2+b9", "1.2-3")
     ]
     return out
@@ -136,11 +124,7 @@ def dump(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    f = tmp_path / "recs.json"
-    f.write_text(json.dumps(RECORDS))
-    p = tmp_path / "v.sqlite"
-    import_paths(p, [f])
-    return p
+    return osv_database(tmp_path, RECORDS)
 
 
 def edited(path: Path, name: str, *sql: str) -> Path:
@@ -266,7 +250,7 @@ def test_intervals_of_another_key_encoding_are_not_read(path: Path) -> None:
 
 def test_scores_of_another_cvss_version_are_not_read(path: Path) -> None:
     def severity_of(p: Path) -> tuple[str, list[float]]:
-        res = Matcher(db.open_readonly(p)).match([pkg("demo", "1.5", "PyPI")])
+        res = Matcher(db.open_readonly(p)).match([package("demo", "1.5", "PyPI")])
         (f,) = res.findings
         return f.severity, [c.base_score for c in f.cvss]
 
