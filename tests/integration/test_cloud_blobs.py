@@ -175,17 +175,7 @@ def test_unreachable_azure_is_store_unavailable(azurite: ServiceProcess, tmp_pat
     with pytest.raises(StoreUnavailable, match="cannot create it"):
         AzureBlobStore(client)
     store = AzureBlobStore(client, create=False)
-    with pytest.raises(StoreUnavailable, match="cannot read k"):
-        store.get("k")
-    with pytest.raises(StoreUnavailable, match="cannot write k"):
-        store.put("k", b"v")
-    f = tmp_path / "f"
-    f.write_bytes(b"v")
-    with pytest.raises(StoreUnavailable, match="cannot write k"):
-        store.put_file("k", f)
-    with pytest.raises(StoreUnavailable, match="cannot read k"):
-        store.get_file("k", f)
-    assert f.read_bytes() == b"v"
+    assert_every_operation_is_unavailable(store, tmp_path)
 
 
 def test_unreachable_s3_is_store_unavailable(moto_server: ServiceProcess, tmp_path: Path) -> None:
@@ -205,17 +195,7 @@ def test_unreachable_s3_is_store_unavailable(moto_server: ServiceProcess, tmp_pa
     with pytest.raises(StoreUnavailable, match="cannot read it"):
         S3BlobStore(client, "nowhere")
     store = S3BlobStore(client, "nowhere", create=False)
-    with pytest.raises(StoreUnavailable, match="cannot read k"):
-        store.get("k")
-    with pytest.raises(StoreUnavailable, match="cannot write k"):
-        store.put("k", b"v")
-    f = tmp_path / "f"
-    f.write_bytes(b"v")
-    with pytest.raises(StoreUnavailable, match="cannot write k"):
-        store.put_file("k", f)
-    with pytest.raises(StoreUnavailable, match="cannot read k"):
-        store.get_file("k", f)
-    assert f.read_bytes() == b"v"
+    assert_every_operation_is_unavailable(store, tmp_path)
 
 
 # -- files, streamed -------------------------------------------------------------------------------------------
@@ -338,3 +318,19 @@ def test_vulndb_sync_keeps_the_installed_file_when_the_download_is_bad(any_blobs
     assert worker.sync(force=True) is False
     assert worker_db.read_bytes() == b"the installed database" and worker.installed() is None
     assert sorted(p.name for p in worker_db.parent.iterdir()) == ["vulndb.sqlite"], "no temporary file left"
+
+
+def assert_every_operation_is_unavailable(store: Any, tmp_path: Path) -> None:
+    """Each read and write of an unreachable store is StoreUnavailable naming the key; a failed download leaves
+    the local file as it was."""
+    with pytest.raises(StoreUnavailable, match="cannot read k"):
+        store.get("k")
+    with pytest.raises(StoreUnavailable, match="cannot write k"):
+        store.put("k", b"v")
+    f = tmp_path / "f"
+    f.write_bytes(b"v")
+    with pytest.raises(StoreUnavailable, match="cannot write k"):
+        store.put_file("k", f)
+    with pytest.raises(StoreUnavailable, match="cannot read k"):
+        store.get_file("k", f)
+    assert f.read_bytes() == b"v"
